@@ -1,0 +1,347 @@
+"""Experiment configuration: YAML -> frozen dataclasses, presets, overrides and a stable hash.
+
+One resolved ``ExperimentCfg`` describes one run completely (data, model, stage-1 prompt, training,
+evaluation).  Ablations are flags on the one model (``use_esm``, ``prior_injection``, ...), never
+copied model files.  Resolution order (later wins):
+
+    defaults in these dataclasses  <  preset (``paper`` | ``small``)  <  YAML file  <  ``--set a.b=c``
+
+``load_config`` refuses unknown keys with the file and the key path named, so typos never silently
+fall back to defaults.  ``config_hash`` is the SHA-256 of the canonical JSON of the resolved config;
+training checkpoints store it and restart from scratch when it changes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, field, fields, is_dataclass
+from pathlib import Path
+from typing import Any, Mapping, get_args, get_origin, get_type_hints
+
+import yaml
+
+from mesc3d.categories import SEEN, UNSEEN, check_categories
+from mesc3d.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class DataCfg:
+    source: str = "synthetic"  # synthetic | shapenet | pix3d: which on-disk layout `root` holds
+    root: str = "data/synthetic"  # holds ShapeNetV1PointCloud/, ShapeNetV1Renderings/ and/or pix3d/
+    prepared: str = "results/data"  # folder of the prepared split files {split}.npz
+    categories: tuple[str, ...] = tuple(SEEN)  # seen classes, in table order
+    unseen_categories: tuple[str, ...] = UNSEEN  # zero-shot classes (read through the Pix3D loader)
+    n_gt_points: int = 2048  # GT points per shape in the split files (fixed subset, seeded per shape)
+    train_frac: float = 0.7  # per class, sorted ids: first 70% train
+    val_frac: float = 0.1  # next 10% val, last 20% test (3DAttriFlow = MESC-3D split)
+    image_size: int = 224  # model input side after the 127 crop (paper: 224)
+    crop: int = 127  # random (train) / center (eval) crop of the 137x137 renders
+    n_views: int = 24  # renders per ShapeNet model; train views 1..n_views-1, eval view 0
+    hflip: bool = False  # the official code flips the image only (spec §10.8): off by default
+    use_mask: bool = False  # Pix3D: multiply the photo by its mask before cropping
+    pix3d_train_frac: float = 0.8  # BDM protocol: per category, json order, first 80% train
+
+
+@dataclass(frozen=True)
+class PointMAECfg:
+    trans_dim: int = 384
+    depth: int = 12
+    heads: int = 6
+    num_group: int = 64
+    group_size: int = 32
+    drop_path: float = 0.1
+    checkpoint: str = ""  # official modelnet_1k.pth / pretrain.pth, or our pretrain-pointmae output
+    template_points: int = 2048  # points of the sphere template fed to the frozen encoder
+
+
+@dataclass(frozen=True)
+class ModelCfg:
+    n_points: int = 2048  # predicted points
+    image_encoder: str = "resnet18"  # resnet18 | clip_frozen | clip_finetune (Tab. 4)
+    image_weights: str = ""  # optional local file with ImageNet weights for resnet18
+    n_tokens: int = 24  # global vector reshaped to n_tokens x token_dim (24 x 32 = 768)
+    token_dim: int = 32
+    point_mae: PointMAECfg = field(default_factory=PointMAECfg)
+    mit_heads: int = 8
+    mit_depth: int = 4
+    mit_mlp_ratio: float = 2.0
+    mit_drop: float = 0.2
+    mit_attn_drop: float = 0.2
+    mit_drop_path: float = 0.2
+    use_esm: bool = True  # False: Tab. 3 baseline (MIT + plain decoder)
+    esm_variant: str = "paper6"  # paper6 (6 stages, 6th modulates xyz) | released5 (official wiring)
+    esm_clamp: bool = False  # clamp the selection maps to [0, 1] (the paper's text; ablation)
+    esm_map_std: float = 0.01
+    decoder_widths: tuple[int, ...] = ()  # () = the variant's paper widths (scaled by the preset)
+    prior_injection: str = "concat_after_mit"  # concat_after_mit | add | concat_before_mit | fuse_in_mit | none
+    prior_dim: int = 512  # text-prior width after telinear
+    telinear_trainable: bool = True  # the official code froze it by accident (spec §3)
+
+
+@dataclass(frozen=True)
+class PromptCfg:
+    """3DSPL: learnable class prompts with deep prompt tuning on a frozen text tower (stage 1)."""
+
+    text_backend: str = "open_clip"  # open_clip (paper) | minilm (embedded default: real weights offline)
+    open_clip_arch: str = "ViT-B-16"
+    pretrained: str = ""  # open_clip tag or local file; "" = random frozen tower (see README)
+    n_ctx_prefix: int = 10
+    n_ctx_suffix: int = 10
+    n_deep: int = 100  # deep prompt tokens per layer
+    prompt_dropout: float = 0.1
+    temperature: str = "learnable"  # learnable (CLIP init 0.07, clamp 100) | fixed1 (official code)
+    class_aware_positives: bool = False
+    point_encoder: str = "pointmae"  # pointmae (+ learned 768->512 projection); ulip_pointbert if available
+    feature_dtype: str = "float32"  # float32 | float16 in the HDF5 feature cache
+    epochs: int = 200
+    batch_size: int = 64
+    lr: float = 1e-4
+    lr_min: float = 1e-7
+    warmup_epochs: int = 10
+    warmup_lr: float = 1e-5
+
+
+@dataclass(frozen=True)
+class TrainCfg:
+    epochs: int = 400
+    batch_size: int = 24
+    lr: float = 1e-3
+    lr_min: float = 1e-7
+    warmup_epochs: int = 20
+    warmup_lr: float = 1e-5
+    weight_decay: float = 0.0
+    loss: str = "l1"  # l1 | l2 | l1+l2
+    amp: bool = True  # used only on CUDA
+    num_workers: int = 0
+    device: str = "auto"  # auto | cpu | cuda
+    checkpoint_minutes: float = 10.0  # resume checkpoint period (also written on SIGTERM/SIGINT)
+    val_every: int = 1  # epochs between validations
+    max_steps: int = 0  # >0 stops early (tests, smoke runs)
+    pointmae_epochs: int = 300  # masked-autoencoder pretraining when no official checkpoint is given
+    pointmae_lr: float = 1e-3
+    pointmae_mask_ratio: float = 0.6
+
+
+@dataclass(frozen=True)
+class EvalCfg:
+    fscore_threshold: float = 0.01  # on squared distance (= Euclidean 0.1 in the unit ball)
+    fscore_euclidean_threshold: float = 0.01  # the other convention, reported beside it
+    n_ply: int = 2  # predictions written as .ply per category
+    n_figure: int = 1  # rows per category in the image|GT|prediction grid
+    batch_size: int = 16
+    latency_repeats: int = 20
+
+
+@dataclass(frozen=True)
+class ExperimentCfg:
+    name: str = "mesc3d"
+    preset: str = "paper"  # paper | small
+    seed: int = 0
+    data: DataCfg = field(default_factory=DataCfg)
+    model: ModelCfg = field(default_factory=ModelCfg)
+    prompt: PromptCfg = field(default_factory=PromptCfg)
+    train: TrainCfg = field(default_factory=TrainCfg)
+    eval: EvalCfg = field(default_factory=EvalCfg)
+
+
+# ------------------------------------------------------------------ presets
+# Same architecture, different numbers.  `paper` is the dataclass defaults (spec §1, §5).
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "small": {
+        "data": {"image_size": 64},
+        "model": {
+            "n_points": 512,
+            "n_tokens": 16,
+            "token_dim": 16,
+            "mit_heads": 4,
+            "mit_drop": 0.0,
+            "mit_attn_drop": 0.0,
+            "mit_drop_path": 0.0,
+            "prior_dim": 64,
+            "point_mae": {"trans_dim": 96, "depth": 4, "heads": 4, "num_group": 32, "group_size": 16,
+                          "template_points": 512},
+        },
+        "prompt": {"n_deep": 8, "n_ctx_prefix": 4, "n_ctx_suffix": 4, "epochs": 30, "batch_size": 32,
+                   "lr": 2e-3, "warmup_epochs": 2},
+        "train": {"epochs": 30, "batch_size": 16, "warmup_epochs": 2, "checkpoint_minutes": 2.0,
+                  "pointmae_epochs": 20},
+    },
+}
+
+ENUMS: dict[str, tuple[str, ...]] = {
+    "preset": tuple(PRESETS),
+    "data.source": ("synthetic", "shapenet", "pix3d"),
+    "model.image_encoder": ("resnet18", "clip_frozen", "clip_finetune"),
+    "model.esm_variant": ("paper6", "released5"),
+    "model.prior_injection": ("concat_after_mit", "add", "concat_before_mit", "fuse_in_mit", "none"),
+    "prompt.text_backend": ("open_clip", "minilm"),
+    "prompt.temperature": ("learnable", "fixed1"),
+    "prompt.point_encoder": ("pointmae", "ulip_pointbert"),
+    "prompt.feature_dtype": ("float32", "float16"),
+    "train.loss": ("l1", "l2", "l1+l2"),
+    "train.device": ("auto", "cpu", "cuda"),
+}
+
+
+# ------------------------------------------------------------------ building
+def deep_merge(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``update`` wins; neither input is modified."""
+    out = dict(base)
+    for key, value in update.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["model.use_esm=false", "train.epochs=3"]`` -> nested dict (values parsed as YAML)."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not of the form key.path=value")
+        key, raw = item.split("=", 1)
+        value = yaml.safe_load(raw) if raw != "" else ""
+        node = out
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+        node[parts[-1]] = value
+    return out
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    origin = get_origin(tp)
+    if is_dataclass(tp):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return _build(tp, value, where)
+    if origin is tuple:
+        if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{where}: expected a list, got {value!r}")
+        (item_tp, *_rest) = get_args(tp)
+        return tuple(_coerce(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value))
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
+    hints = get_type_hints(cls)
+    names = {f.name for f in fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        prefix = f"{where}." if where else ""
+        raise ConfigError(f"unknown config keys {[prefix + k for k in unknown]}; valid: {sorted(names)}")
+    kwargs = {}
+    for name, value in data.items():
+        path = f"{where}.{name}" if where else name
+        kwargs[name] = _coerce(hints[name], value, path)
+        allowed = ENUMS.get(path)
+        if allowed is not None and kwargs[name] not in allowed:
+            raise ConfigError(f"{path}: {kwargs[name]!r} is not one of {list(allowed)}")
+    return cls(**kwargs)
+
+
+def from_dict(data: Mapping[str, Any], source: str = "config") -> ExperimentCfg:
+    """Build a validated ``ExperimentCfg`` from a (partial) dict; the preset is applied first."""
+    data = dict(data or {})
+    preset = data.get("preset", ExperimentCfg.preset)
+    if preset not in PRESETS:
+        raise ConfigError(f"{source}: preset {preset!r} is not one of {list(PRESETS)}")
+    merged = deep_merge(PRESETS[preset], data)
+    try:
+        cfg = _build(ExperimentCfg, merged)
+    except ConfigError as err:
+        raise ConfigError(f"{source}: {err}") from None
+    check_categories(cfg.data.categories, allowed=tuple(SEEN) + UNSEEN, where=f"{source}: data.categories")
+    check_categories(cfg.data.unseen_categories, where=f"{source}: data.unseen_categories")
+    _check_ranges(cfg, source)
+    return cfg
+
+
+def _check_ranges(cfg: ExperimentCfg, source: str) -> None:
+    d, m = cfg.data, cfg.model
+    problems = []
+    if not 0 < d.train_frac < 1 or not 0 <= d.val_frac < 1 or d.train_frac + d.val_frac >= 1:
+        problems.append(f"data.train_frac/val_frac must leave a test split ({d.train_frac}, {d.val_frac})")
+    if d.crop < 1 or d.image_size < 8:
+        problems.append("data.crop and data.image_size must be positive (image_size >= 8)")
+    if m.n_points < 1 or d.n_gt_points < 1:
+        problems.append("model.n_points and data.n_gt_points must be >= 1")
+    if m.token_dim % m.mit_heads:
+        problems.append(f"model.token_dim {m.token_dim} must be divisible by model.mit_heads {m.mit_heads}")
+    if m.point_mae.trans_dim % m.point_mae.heads:
+        problems.append("model.point_mae.trans_dim must be divisible by model.point_mae.heads")
+    if problems:
+        raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file does not exist")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML ({err})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping, got {type(data).__name__}")
+    return data
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> ExperimentCfg:
+    """Load a run config: YAML file (optional) plus ``--set`` overrides, validated."""
+    data = load_yaml(path) if path else {}
+    data = deep_merge(data, parse_overrides(overrides))
+    return from_dict(data, source=str(path) if path else "config")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """Plain nested dict (tuples -> lists) suitable for YAML/JSON."""
+
+    def conv(v: Any) -> Any:
+        if is_dataclass(v):
+            return {f.name: conv(getattr(v, f.name)) for f in fields(v)}
+        if isinstance(v, tuple):
+            return [conv(x) for x in v]
+        return v
+
+    return conv(cfg)
+
+
+def dump_yaml(cfg: ExperimentCfg) -> str:
+    """Full resolved config as YAML (every key explicit, ``preset`` kept for the record)."""
+    return yaml.safe_dump(to_dict(cfg), sort_keys=False, default_flow_style=None)
+
+
+def config_hash(cfg: Any, sections: tuple[str, ...] | None = None) -> str:
+    """SHA-256 (hex, 16 chars) of the canonical JSON of ``cfg`` (optionally only some sections)."""
+    data = to_dict(cfg)
+    if sections is not None:
+        data = {k: data[k] for k in sections}
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":")).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def replace(cfg: Any, **changes: Any) -> Any:
+    """``dataclasses.replace`` re-exported for frozen configs."""
+    return dataclasses.replace(cfg, **changes)
