@@ -54,13 +54,16 @@ class PointMAECfg:
     drop_path: float = 0.1
     checkpoint: str = ""  # official modelnet_1k.pth / pretrain.pth, or our pretrain-pointmae output
     template_points: int = 2048  # points of the sphere template fed to the frozen encoder
+    decoder_depth: int = 4  # masked-autoencoder pretraining only: light decoder blocks (official 4)
+    decoder_heads: int = 6  # masked-autoencoder pretraining only (official 6)
 
 
 @dataclass(frozen=True)
 class ModelCfg:
     n_points: int = 2048  # predicted points
     image_encoder: str = "resnet18"  # resnet18 | clip_frozen | clip_finetune (Tab. 4)
-    image_weights: str = ""  # optional local file with ImageNet weights for resnet18
+    image_weights: str = ""  # optional local weights file for the image encoder (resnet18: ImageNet state dict)
+    clip_arch: str = "ViT-B-16"  # open_clip architecture of the clip_frozen/clip_finetune image encoders
     n_tokens: int = 24  # global vector reshaped to n_tokens x token_dim (24 x 32 = 768)
     token_dim: int = 32
     point_mae: PointMAECfg = field(default_factory=PointMAECfg)
@@ -154,15 +157,12 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": 64},
         "model": {
             "n_points": 512,
-            "n_tokens": 16,
-            "token_dim": 16,
-            "mit_heads": 4,
             "mit_drop": 0.0,
             "mit_attn_drop": 0.0,
             "mit_drop_path": 0.0,
             "prior_dim": 64,
             "point_mae": {"trans_dim": 96, "depth": 4, "heads": 4, "num_group": 32, "group_size": 16,
-                          "template_points": 512},
+                          "template_points": 512, "decoder_depth": 2, "decoder_heads": 4},
         },
         "prompt": {"n_deep": 8, "n_ctx_prefix": 4, "n_ctx_suffix": 4, "epochs": 30, "batch_size": 32,
                    "lr": 2e-3, "warmup_epochs": 2},

@@ -1,0 +1,90 @@
+"""``mesc3d train``: stage-2 reconstruction training (exact resume, AMP on CUDA, DDP via torchrun).
+
+Inputs
+  --config results/configs/{exp}.yaml    resolved run config (``--set`` overrides allowed)
+  --train / --val results/data/{train,val}.npz   prepared split files (see mesc3d.data.dataset)
+  --encoder-ckpt results/pointmae/encoder.pt      Point-MAE weights for the frozen sphere tokens
+  --prompts results/pretrain/{key}/prompts.pt     3DSPL priors (required unless prior_injection=none)
+Outputs (``--out results/train/{exp}``; the only declared Snakemake outputs)
+  model.pt     {"model": best weights, "config": resolved config, "prior_in_dim", "class_names",
+               "best_epoch", "best_metric", "config_hash"} — loads with torch.load(weights_only=True)
+  metrics.csv  epoch,step,split,loss,cd_l1_x100,cd_l2_x1000,lr,seconds
+Side files (not outputs): ckpt/last.pt (resume state; rerunning the same command continues from
+it, a different config restarts from scratch), train.log is the rule's log.
+Multi-GPU: ``torchrun --nproc_per_node=4 -m mesc3d train ...`` (rank 0 writes files).
+Rule: ``train`` in workflow/rules/train.smk.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from mesc3d.cli._common import add_config_args, setup_logging
+from mesc3d.config import config_hash, load_config, to_dict
+from mesc3d.errors import ConfigError
+from mesc3d.io import atomic_path, write_csv
+
+log = logging.getLogger("mesc3d.train")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mesc3d train", description=__doc__.splitlines()[0])
+    add_config_args(p)
+    p.add_argument("--train", required=True, help="train split file (.npz)")
+    p.add_argument("--val", required=True, help="val split file (.npz)")
+    p.add_argument("--encoder-ckpt", default=None, help="Point-MAE weights (official or ours)")
+    p.add_argument("--prompts", default=None, help="prompts.pt from stage 1 (3DSPL priors)")
+    p.add_argument("--out", required=True, help="run directory (model.pt, metrics.csv, ckpt/)")
+    p.add_argument("--stop-at-step", type=int, default=None,
+                   help="testing: behave as if SIGTERM arrived after this global step")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    cfg = load_config(args.config, args.set)
+    from mesc3d.data.dataset import ReconDataset
+    from mesc3d.engine.runtime import build_model, load_encoder_state, load_priors, prior_table
+    from mesc3d.engine.trainer import METRIC_COLUMNS, Trainer
+
+    categories = list(cfg.data.categories)
+    train_set = ReconDataset(args.train, cfg.data, categories, train=True)
+    val_set = ReconDataset(args.val, cfg.data, categories, train=False)
+    uses_prior = cfg.model.prior_injection != "none"
+    names, priors = load_priors(args.prompts if uses_prior else None)
+    if uses_prior and priors is None:
+        raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
+    table = prior_table(names, priors, categories, source=str(args.prompts))
+    model = build_model(cfg, None if table is None else table.shape[1], load_encoder_state(args.encoder_ckpt))
+    n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    log.info("run %s (config %s): %d train / %d val shapes, %.3fM trainable parameters",
+             cfg.name, config_hash(cfg), len(train_set), len(val_set), n_train / 1e6)
+
+    trainer = Trainer(cfg, model, train_set, val_set, table, args.out, stop_at_step=args.stop_at_step)
+    try:
+        state = trainer.fit()
+        if trainer.dist.is_main:
+            out = Path(args.out)
+            final = {
+                "model": trainer.final_weights(state),
+                "config": to_dict(cfg),
+                "config_hash": config_hash(cfg),
+                "prior_in_dim": 0 if table is None else int(table.shape[1]),
+                "class_names": categories,
+                "best_epoch": state.best_epoch,
+                "best_metric": state.best_metric,
+                "global_step": state.global_step,
+            }
+            with atomic_path(out / "model.pt") as tmp:
+                torch.save(final, tmp)
+            write_csv(out / "metrics.csv", pd.DataFrame(state.rows, columns=METRIC_COLUMNS))
+            log.info("done: best val metric %.4f at epoch %d -> %s", state.best_metric, state.best_epoch, out)
+    finally:
+        trainer.close()
+    return 0

@@ -1,0 +1,1 @@
+"""Training/evaluation machinery shared by the CLIs: schedules, resume checkpoints, DDP, batching."""

@@ -1,0 +1,143 @@
+# Helpers only: config validation, the experiments sheet, wildcard constraints, input functions.
+import json
+import shlex
+from pathlib import Path
+
+import pandas as pd
+from snakemake.utils import validate
+
+from mesc3d.config import deep_merge, from_dict, parse_overrides
+
+REPO = Path(workflow.basedir)
+
+validate(config, schema="../schemas/config.schema.yaml")
+
+EXPERIMENTS = (
+    pd.read_csv(config["experiments"], sep="\t", dtype=str, keep_default_na=False)
+    .set_index("exp", drop=False)
+)
+for _, _row in EXPERIMENTS.iterrows():
+    validate(_row.to_dict(), schema="../schemas/experiments.schema.yaml")
+
+SPLITS = ["train", "val", "test"]
+
+
+def row_overrides(exp):
+    """The sheet row's overrides as a nested dict (data.* and model.point_mae.* are shared: refused)."""
+    items = [s for s in EXPERIMENTS.loc[exp, "overrides"].split(";") if s.strip()]
+    for item in items:
+        if item.startswith("data.") or item.startswith("model.point_mae."):
+            raise ValueError(
+                f"{config['experiments']}: row {exp!r} overrides {item.split('=')[0]!r}; data and "
+                "Point-MAE settings are shared by every run: change them in the workflow config"
+            )
+    return parse_overrides(items)
+
+
+def run_config_dict(exp):
+    """Resolved run config (as a dict) of one sheet row: base + row overrides + name."""
+    if exp == "_base":
+        return deep_merge(config["base"], {"name": "_base"})
+    return deep_merge(deep_merge(config["base"], row_overrides(exp)), {"name": exp})
+
+
+def run_config(exp):
+    return from_dict(run_config_dict(exp), source=f"{config['experiments']}:{exp}")
+
+
+# Validate every row once at parse time, so a bad sheet fails before any job runs.
+for _exp in EXPERIMENTS.index:
+    if EXPERIMENTS.loc[_exp, "kind"] == "alias":
+        _target = EXPERIMENTS.loc[_exp, "same_as"]
+        if _target not in EXPERIMENTS.index or EXPERIMENTS.loc[_target, "kind"] == "alias":
+            raise ValueError(f"{config['experiments']}: alias {_exp!r} needs same_as = a non-alias run")
+    else:
+        run_config(_exp)
+
+
+def exps(kind=None, table=None):
+    """Run names of a kind and/or appearing in a table, in sheet order."""
+    out = []
+    for exp, row in EXPERIMENTS.iterrows():
+        if kind is not None and row["kind"] not in ([kind] if isinstance(kind, str) else kind):
+            continue
+        if table is not None and table not in row["tables"].split(","):
+            continue
+        out.append(exp)
+    return out
+
+
+def selected_tables():
+    return list(config.get("tables", []))
+
+
+def uses_prior(exp):
+    return run_config(exp).model.prior_injection != "none"
+
+
+def prompt_key(exp):
+    """Stage-1 runs are shared: rows that do not touch prompt.* use the `default` prompts."""
+    return exp if "prompt" in row_overrides(exp) else "default"
+
+
+def prompt_config(wildcards):
+    key = wildcards.pkey
+    return "results/configs/_base.yaml" if key == "default" else f"results/configs/{key}.yaml"
+
+
+def prompts_for(exp):
+    return [f"results/pretrain/{prompt_key(exp)}/prompts.pt"] if uses_prior(exp) else []
+
+
+def prompts_arg(wildcards, input):
+    return f"--prompts {input.prompts}" if input.get("prompts") else ""
+
+
+def resolve_args(wildcards):
+    """Shell-quoted JSON of the run config: a param, so only the edited row's job reruns."""
+    return shlex.quote(json.dumps(run_config_dict(wildcards.exp), sort_keys=True))
+
+
+def sources(*paths):
+    """Package source files a rule depends on (checksum-compared: edits rerun the rule)."""
+    files = []
+    for p in paths:
+        path = REPO / p
+        files += sorted(str(f.relative_to(REPO)) for f in path.rglob("*.py")) if path.is_dir() else [p]
+    return files
+
+
+def eval_target(exp):
+    row = EXPERIMENTS.loc[exp]
+    return f"results/eval/{exp}/per_category.csv"
+
+
+def table_inputs():
+    """Every per-run CSV the selected tables need."""
+    tables = set(selected_tables())
+    files = []
+    for exp, row in EXPERIMENTS.iterrows():
+        row_tables = set(row["tables"].split(",")) & tables
+        if not row_tables:
+            continue
+        files.append(f"results/eval/{exp}/per_category.csv")
+        if "complexity" in row_tables and row["kind"] == "mesc3d":
+            files.append(f"results/complexity/{exp}.csv")
+    if "zeroshot" in tables:
+        files.append(f"results/zeroshot/{config['zeroshot']['with_prior']}/per_category.csv")
+    return files
+
+
+def final_outputs():
+    return [
+        "results/tables/table1_shapenet.csv",
+        "results/tables/all.tex",
+        "results/tables/compute_cost.csv",
+        "results/figures/contact_sheet.png",
+    ]
+
+
+wildcard_constraints:
+    exp="[a-z][a-z0-9_]*",
+    pkey="[a-z][a-z0-9_]*",
+    split="train|val|test",

@@ -1,0 +1,134 @@
+# Evaluation on the test split (view 00, fixed GT subsets), baselines, aliases, zero-shot and
+# complexity.  Each per-run result path is a target of its own:
+#   results/eval/{exp}/per_category.csv
+
+
+def _names(kind):
+    return "|".join(exps(kind=kind)) or "NO_SUCH_RUN"
+
+
+rule evaluate:
+    input:
+        cfg="results/configs/{exp}.yaml",
+        model="results/train/{exp}/model.pt",
+        split="results/data/test.npz",
+        prompts=lambda wc: prompts_for(wc.exp),
+        code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/metrics.py", "mesc3d/data/dataset.py",
+                     "mesc3d/engine", "mesc3d/viz.py", "mesc3d/cli/evaluate.py"),
+    output:
+        per_category=report("results/eval/{exp}/per_category.csv", category="Evaluation",
+                            subcategory="{exp}"),
+        per_shape="results/eval/{exp}/per_shape.csv",
+        figure=report("results/eval/{exp}/samples.png", category="Evaluation", subcategory="{exp}"),
+    params:
+        prompts=prompts_arg,
+    wildcard_constraints:
+        exp=_names("mesc3d"),
+    log:
+        "logs/evaluate/{exp}.log",
+    benchmark:
+        "benchmarks/evaluate/{exp}.tsv"
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d evaluate --config {input.cfg} --model {input.model} {params.prompts}"
+        " --split {input.split} --out results/eval/{wildcards.exp} > {log} 2>&1"
+
+
+rule baseline:
+    input:
+        cfg="results/configs/{exp}.yaml",
+        train="results/data/train.npz",
+        split="results/data/test.npz",
+        code=sources("mesc3d/baselines.py", "mesc3d/metrics.py", "mesc3d/ops", "mesc3d/cli/baseline.py"),
+    output:
+        per_category="results/eval/{exp}/per_category.csv",
+        per_shape="results/eval/{exp}/per_shape.csv",
+    params:
+        kind=lambda wc: EXPERIMENTS.loc[wc.exp, "kind"],
+    wildcard_constraints:
+        exp=_names(["retrieval", "class_mean"]),
+    log:
+        "logs/baseline/{exp}.log",
+    benchmark:
+        "benchmarks/baseline/{exp}.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d baseline --kind {params.kind} --config {input.cfg} --train {input.train}"
+        " --split {input.split} --out results/eval/{wildcards.exp} > {log} 2>&1"
+
+
+rule alias:
+    input:
+        lambda wc: f"results/eval/{EXPERIMENTS.loc[wc.exp, 'same_as']}/per_category.csv",
+    output:
+        "results/eval/{exp}/per_category.csv",
+    wildcard_constraints:
+        exp=_names("alias"),
+    log:
+        "logs/alias/{exp}.log",
+    localrule: True
+    shell:
+        "cp {input} {output} 2> {log}"
+
+
+rule zeroshot_eval:
+    input:
+        cfg="results/configs/{exp}.yaml",
+        model="results/train/{exp}/model.pt",
+        prompts=lambda wc: prompts_for(wc.exp),
+        cfg_without=f"results/configs/{config['zeroshot']['without_prior']}.yaml",
+        model_without=f"results/train/{config['zeroshot']['without_prior']}/model.pt",
+        split="results/data/zeroshot.npz",
+        code=sources("mesc3d/models", "mesc3d/metrics.py", "mesc3d/data/dataset.py", "mesc3d/engine",
+                     "mesc3d/cli/zeroshot.py"),
+    output:
+        per_category=report("results/zeroshot/{exp}/per_category.csv", category="Zero-shot"),
+        figure=report("results/zeroshot/{exp}/samples.png", category="Zero-shot"),
+    wildcard_constraints:
+        exp=_names("mesc3d"),
+    log:
+        "logs/zeroshot/{exp}.log",
+    benchmark:
+        "benchmarks/zeroshot/{exp}.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d zeroshot --config {input.cfg} --model {input.model} --prompts {input.prompts}"
+        " --config-without {input.cfg_without} --model-without {input.model_without}"
+        " --split {input.split} --out results/zeroshot/{wildcards.exp} > {log} 2>&1"
+
+
+rule complexity:
+    input:
+        cfg="results/configs/{exp}.yaml",
+        code=sources("mesc3d/models", "mesc3d/cli/complexity.py"),
+    output:
+        "results/complexity/{exp}.csv",
+    wildcard_constraints:
+        exp=_names("mesc3d"),
+    log:
+        "logs/complexity/{exp}.log",
+    benchmark:
+        "benchmarks/complexity/{exp}.tsv"
+    threads: 1
+    resources:
+        runtime=60,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d complexity --config {input.cfg} --out {output} > {log} 2>&1"

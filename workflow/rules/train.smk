@@ -1,0 +1,33 @@
+# Stage 2: reconstruction training.  Only model.pt and metrics.csv are declared outputs; the resume
+# checkpoint lives in results/train/{exp}/ckpt/ (not an output, so Snakemake never deletes it) and
+# `mesc3d train` continues from it after a kill, a TIMEOUT or a preemption (profile retries).
+
+
+rule train:
+    input:
+        cfg="results/configs/{exp}.yaml",
+        train="results/data/train.npz",
+        val="results/data/val.npz",
+        encoder="results/pointmae/encoder.pt",
+        prompts=lambda wc: prompts_for(wc.exp),
+        code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/data/dataset.py", "mesc3d/engine",
+                     "mesc3d/cli/train.py"),
+    output:
+        model="results/train/{exp}/model.pt",
+        metrics="results/train/{exp}/metrics.csv",
+    params:
+        prompts=prompts_arg,
+    log:
+        "logs/train/{exp}.log",
+    benchmark:
+        "benchmarks/train/{exp}.tsv"
+    threads: 1
+    resources:
+        gpu=config.get("gpus_per_job", 1),
+        runtime=2880,
+        mem_mb=32000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d train --config {input.cfg} --train {input.train} --val {input.val}"
+        " --encoder-ckpt {input.encoder} {params.prompts} --out results/train/{wildcards.exp} > {log} 2>&1"
