@@ -5,7 +5,7 @@ rule tables:
     input:
         table_inputs(),
         sheet=config["experiments"],
-        code=sources("mesc3d/tables.py", "mesc3d/cli/tables.py"),
+        code=sources("mesc3d/tables.py", "mesc3d/table_render.py", "mesc3d/paper_numbers.py", "mesc3d/cli/tables.py"),
     output:
         table1=report("results/tables/table1_shapenet.csv", category="Tables"),
         table3=report("results/tables/table3_ablation.csv", category="Tables"),

@@ -1,0 +1,146 @@
+"""Deterministic, headless figures: image | GT | prediction grids, point clouds, training curves.
+
+All functions build a ``matplotlib.figure.Figure`` on the Agg canvas (no pyplot state, no display,
+no OpenGL) and return it; the caller saves it with ``save_figure`` (atomic, PNG metadata stripped so
+equal inputs give byte-identical files).  3D views use fixed bounds ``[-bounds, bounds]^3`` and a
+fixed elevation/azimuth, so predictions are comparable across runs and epochs.
+
+Axis convention: our clouds are ShapeNet-style **y-up**; they are drawn with matplotlib's vertical
+axis = y (plot axes x, z, y), coloured by height with a fixed colour range.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from mesc3d.errors import BadInputError
+from mesc3d.io import atomic_path
+
+ELEV, AZIM = 20.0, -50.0  # fixed camera of every 3D panel (degrees)
+CMAP = "viridis"
+
+
+def _points(points, name: str = "points") -> np.ndarray:
+    p = np.asarray(points, dtype=np.float64)
+    if p.ndim != 2 or p.shape[1] != 3:
+        raise ValueError(f"{name}: expected shape (N, 3), got {p.shape}")
+    return p
+
+
+def _image(image) -> np.ndarray:
+    img = np.asarray(image)
+    if img.ndim == 3 and img.shape[0] in (3, 4) and img.shape[-1] not in (3, 4):
+        img = np.transpose(img, (1, 2, 0))  # (3, H, W) -> (H, W, 3)
+    if img.ndim != 3 or img.shape[-1] not in (3, 4):
+        raise ValueError(f"image: expected shape (H, W, 3) float in [0, 1] (or (3, H, W)), got {img.shape}")
+    if img.dtype == np.uint8:
+        return img[..., :3]
+    return np.clip(img[..., :3].astype(np.float64), 0.0, 1.0)
+
+
+def _new_figure(width: float, height: float, dpi: int) -> Figure:
+    fig = Figure(figsize=(width, height), dpi=dpi)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def draw_points(ax, points, bounds: float = 1.0, elev: float = ELEV, azim: float = AZIM,
+                size: float = 2.0, title: str | None = None) -> None:
+    """Scatter (N, 3) y-up points on a 3D axis with fixed bounds, camera and colour range."""
+    p = _points(points)
+    ax.scatter(p[:, 0], p[:, 2], p[:, 1], c=p[:, 1], cmap=CMAP, vmin=-bounds, vmax=bounds,
+               s=size, linewidths=0, depthshade=False)
+    ax.set_xlim(-bounds, bounds), ax.set_ylim(-bounds, bounds), ax.set_zlim(-bounds, bounds)
+    ax.set_box_aspect((1, 1, 1), zoom=1.35)
+    ax.view_init(elev=elev, azim=azim)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title, fontsize=9)
+
+
+def plot_points(points, *, bounds: float = 1.0, elev: float = ELEV, azim: float = AZIM, size: float = 2.0,
+                title: str | None = None, dpi: int = 100) -> Figure:
+    """One (N, 3) point cloud in a square 3D panel."""
+    fig = _new_figure(3.0, 3.0, dpi)
+    draw_points(fig.add_subplot(1, 1, 1, projection="3d"), points, bounds, elev, azim, size, title)
+    return fig
+
+
+def plot_triplet_grid(rows, bounds: float = 1.0, elev: float = ELEV, azim: float = AZIM, size: float = 2.0,
+                      dpi: int = 100) -> Figure:
+    """Grid with one row per sample: input image | GT cloud | predicted cloud.
+
+    ``rows``: list of ``(image (H, W, 3) float in [0,1], gt (G, 3), pred (N, 3), title)``.
+    """
+    rows = list(rows)
+    if not rows:
+        raise ValueError("plot_triplet_grid: rows is empty; expected [(image, gt, pred, title), ...]")
+    fig = _new_figure(7.5, 2.5 * len(rows), dpi)
+    for i, row in enumerate(rows):
+        if len(row) != 4:
+            raise ValueError(f"plot_triplet_grid: row {i} must be (image, gt, pred, title), got {len(row)} items")
+        image, gt, pred, title = row
+        ax = fig.add_subplot(len(rows), 3, 3 * i + 1)
+        ax.imshow(_image(image), interpolation="nearest")
+        ax.set_xticks([]), ax.set_yticks([])
+        ax.set_ylabel(str(title), fontsize=8)
+        if i == 0:
+            ax.set_title("input", fontsize=9)
+        for j, (cloud, name) in enumerate(((gt, "ground truth"), (pred, "prediction"))):
+            ax3 = fig.add_subplot(len(rows), 3, 3 * i + 2 + j, projection="3d")
+            draw_points(ax3, _points(cloud, name), bounds, elev, azim, size, name if i == 0 else None)
+    fig.subplots_adjust(left=0.05, right=0.98, top=0.95, bottom=0.02, wspace=0.05, hspace=0.08)
+    return fig
+
+
+def plot_training_curves(metrics_csv: str | Path, dpi: int = 100) -> Figure:
+    """Loss (train, and val if logged) and val CD-L1 x100 / CD-L2 x1000 vs. epoch, from ``metrics.csv``.
+
+    ``metrics.csv`` columns: ``epoch,step,split,loss,cd_l1_x100,cd_l2_x1000,lr,seconds``; several rows
+    per epoch and split are averaged.
+    """
+    import pandas as pd
+
+    path = Path(metrics_csv)
+    if not path.is_file():
+        raise BadInputError(path, "metrics CSV does not exist")
+    try:
+        df = pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise BadInputError(path, f"not a readable CSV ({err})") from err
+    missing = [c for c in ("epoch", "split", "loss", "cd_l1_x100", "cd_l2_x1000") if c not in df.columns]
+    if missing:
+        raise BadInputError(path, f"missing columns {missing}; has {list(df.columns)}")
+    for col in ("epoch", "loss", "cd_l1_x100", "cd_l2_x1000"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    fig = _new_figure(9.0, 3.2, dpi)
+    ax_loss, ax_cd = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
+    for split, style in (("train", "-"), ("val", "--")):
+        part = df[df["split"] == split].groupby("epoch", sort=True)["loss"].mean().dropna()
+        if len(part):
+            ax_loss.plot(part.index, part.values, style, marker=".", label=f"{split} loss")
+    val = df[df["split"] == "val"].groupby("epoch", sort=True)[["cd_l1_x100", "cd_l2_x1000"]].mean()
+    for col, label in (("cd_l1_x100", "val CD-L1 ×100"), ("cd_l2_x1000", "val CD-L2 ×1000")):
+        series = val[col].dropna() if col in val else []
+        if len(series):
+            ax_cd.plot(series.index, series.values, marker=".", label=label)
+    for ax, title in ((ax_loss, "loss"), (ax_cd, "validation Chamfer distance")):
+        ax.set_xlabel("epoch"), ax.set_title(title, fontsize=9), ax.grid(alpha=0.3)
+        if ax.lines:
+            ax.legend(fontsize=8)
+        else:
+            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int | None = None) -> Path:
+    """Write ``fig`` as PNG atomically; metadata stripped so equal figures give equal bytes."""
+    path = Path(path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
+    return path
