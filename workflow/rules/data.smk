@@ -4,7 +4,7 @@
 def data_root_input():
     if config["synthetic"]["enabled"]:
         return config["synthetic"]["out"]
-    return [f"{d['out']}/.complete.json" for d in config["downloads"].values()]
+    return [f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()]
 
 
 rule synth:
@@ -34,33 +34,35 @@ rule synth:
 
 rule download:
     output:
-        "{root}/.complete.json",
+        "{root}/.complete-{name}.json",
     params:
-        args=lambda wc: download_args(wc.root),
+        args=lambda wc: download_args(wc.name),
     log:
-        "logs/download/{root}.log",
+        "logs/download/{root}/{name}.log",
     localrule: True
     retries: 2
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d download {params.args} --out {wildcards.root} > {log} 2>&1"
+        "mesc3d download {params.args} --name {wildcards.name} --out {wildcards.root} > {log} 2>&1"
 
 
-def download_args(root):
-    for d in config["downloads"].values():
-        if d["out"] == root:
-            args = []
-            if d.get("local_archive"):
-                args += ["--local-archive", d["local_archive"]]
-            if d.get("url"):
-                args += ["--url", d["url"]]
-            if d.get("sha256"):
-                args += ["--sha256", d["sha256"]]
-            if d.get("size"):
-                args += ["--size", str(d["size"])]
-            return " ".join(shlex.quote(a) for a in args)
-    raise ValueError(f"no download configured for {root}")
+def download_args(name):
+    d = config["downloads"][name]
+    args = []
+    if d.get("local_archive"):
+        args += ["--local-archive", d["local_archive"]]
+    for url in [d.get("url")] + list(d.get("alternates") or []):
+        if url:
+            args += ["--url", url]
+    args += ["--sha256", d.get("sha256") or "null"]
+    if d.get("size"):
+        args += ["--size", str(d["size"])]
+    if not d.get("sha256"):
+        args += ["--lock", d.get("lock") or "config/checksums.lock.json"]
+    if d.get("top_dir"):
+        args += ["--top-dir", d["top_dir"]]
+    return " ".join(shlex.quote(a) for a in args)
 
 
 rule resolve_base_config:

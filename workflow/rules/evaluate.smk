@@ -112,7 +112,7 @@ rule zeroshot_eval:
         " --split {input.split} --out results/zeroshot/{wildcards.exp} > {log} 2>&1"
 
 
-rule complexity:
+rule complexity_run:
     input:
         cfg="results/configs/{exp}.yaml",
         code=sources("mesc3d/models", "mesc3d/cli/complexity.py"),
