@@ -40,7 +40,7 @@ class DataCfg:
     crop: int = 127  # random (train) / center (eval) crop of the 137x137 renders
     n_views: int = 24  # renders per ShapeNet model; train views 1..n_views-1, eval view 0
     hflip: bool = False  # the official code flips the image only (spec §10.8): off by default
-    use_mask: bool = False  # Pix3D: multiply the photo by its mask before cropping
+    use_mask: bool = False  # Pix3D: replace the background (mask = 0) with white before the bbox crop
     pix3d_train_frac: float = 0.8  # BDM protocol: per category, json order, first 80% train
 
 
