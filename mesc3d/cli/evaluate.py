@@ -22,6 +22,7 @@ import torch
 
 from mesc3d.cli._common import add_config_args, setup_logging
 from mesc3d.config import load_config
+from mesc3d.errors import ConfigError
 
 log = logging.getLogger("mesc3d.evaluate")
 
@@ -68,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
     from mesc3d.data.dataset import ReconDataset
-    from mesc3d.engine.runtime import load_priors, load_trained, pick_device, prior_table
+    from mesc3d.data.priors import prior_table
+    from mesc3d.engine.runtime import load_trained, pick_device
 
     device = pick_device("auto")
     model, trained_cfg, _meta = load_trained(args.model, device)
@@ -77,9 +79,9 @@ def main(argv: list[str] | None = None) -> int:
     dataset = ReconDataset(args.split, cfg.data, categories, train=False)
     table = None
     if cfg.model.prior_injection != "none":
-        names, priors = load_priors(args.prompts)
-        table = prior_table(names, priors, categories, source=str(args.prompts))
-        table = None if table is None else table.to(device)
+        if not args.prompts:
+            raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
+        table = prior_table(args.prompts, categories).to(device)
     torch.manual_seed(cfg.seed)
     per_cat = run_evaluation(model, cfg, dataset, table, Path(args.out), device)
     log.info("%s: %d test shapes\n%s", cfg.name, len(dataset), per_cat.to_string(index=False))

@@ -50,18 +50,19 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     cfg = load_config(args.config, args.set)
     from mesc3d.data.dataset import ReconDataset
-    from mesc3d.engine.runtime import build_model, load_encoder_state, load_priors, prior_table
+    from mesc3d.data.priors import prior_table
+    from mesc3d.engine.runtime import build_model
     from mesc3d.engine.trainer import METRIC_COLUMNS, Trainer
 
     categories = list(cfg.data.categories)
     train_set = ReconDataset(args.train, cfg.data, categories, train=True)
     val_set = ReconDataset(args.val, cfg.data, categories, train=False)
-    uses_prior = cfg.model.prior_injection != "none"
-    names, priors = load_priors(args.prompts if uses_prior else None)
-    if uses_prior and priors is None:
-        raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
-    table = prior_table(names, priors, categories, source=str(args.prompts))
-    model = build_model(cfg, None if table is None else table.shape[1], load_encoder_state(args.encoder_ckpt))
+    table = None
+    if cfg.model.prior_injection != "none":
+        if not args.prompts:
+            raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
+        table = prior_table(args.prompts, categories)  # (C, D), row = class id
+    model = build_model(cfg, None if table is None else table.shape[1], args.encoder_ckpt)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("run %s (config %s): %d train / %d val shapes, %.3fM trainable parameters",
              cfg.name, config_hash(cfg), len(train_set), len(val_set), n_train / 1e6)

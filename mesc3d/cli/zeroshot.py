@@ -44,7 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from mesc3d.cli.evaluate import run_evaluation
     from mesc3d.data.dataset import ReconDataset
-    from mesc3d.engine.runtime import load_priors, load_trained, pick_device, prior_table
+    from mesc3d.data.priors import prior_table
+    from mesc3d.engine.runtime import load_trained, pick_device
     from mesc3d.io import write_csv
 
     device = pick_device("auto")
@@ -56,8 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{args.config_without}: the 'without prior' run uses a prior")
     unseen = list(cfg.data.unseen_categories)
     dataset = ReconDataset(args.split, cfg.data, unseen, train=False)
-    names, priors = load_priors(args.prompts)
-    table = prior_table(names, priors, unseen, source=args.prompts).to(device)
+    table = prior_table(args.prompts, unseen).to(device)  # (U, D), row = class id
     out = Path(args.out)
 
     frames = []

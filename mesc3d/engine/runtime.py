@@ -34,56 +34,18 @@ def seed_everything(seed: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-# ------------------------------------------------------------------ priors (3DSPL)
-def load_priors(path: str | Path | None) -> tuple[list[str], torch.Tensor | None]:
-    """``prompts.pt`` -> (class names, priors (C, D) float32); (``[]``, None) without a file."""
-    if not path:
-        return [], None
-    state = load_checkpoint(path)
-    for key in ("class_names", "priors"):
-        if key not in state:
-            raise BadInputError(path, f"not a prompts file: missing {key!r} (has {sorted(state)})")
-    priors = state["priors"].float()
-    names = list(state["class_names"])
-    if priors.ndim != 2 or priors.shape[0] != len(names):
-        raise BadInputError(path, f"priors must be (len(class_names), D), got {tuple(priors.shape)}")
-    if not torch.isfinite(priors).all():
-        raise BadInputError(path, "priors contain NaN or Inf")
-    return names, priors
-
-
-def prior_table(names: Sequence[str], priors: torch.Tensor | None, categories: Sequence[str],
-                source: str = "prompts") -> torch.Tensor | None:
-    """Rows of ``priors`` for ``categories`` (in that order), (len(categories), D)."""
-    if priors is None:
-        return None
-    missing = [c for c in categories if c not in names]
-    if missing:
-        raise ConfigError(f"{source}: no prior for categories {missing} (has {list(names)})")
-    return priors[[names.index(c) for c in categories]]
-
-
 # ------------------------------------------------------------------ model
-def build_model(cfg: ExperimentCfg, prior_in_dim: int | None, encoder_state: dict | None = None):
-    """The reconstruction model with (optionally) Point-MAE weights loaded before the sphere tokens
-    are cached.  ``prior_in_dim`` is the width of the raw 3DSPL vectors (None: no prior)."""
+def build_model(cfg: ExperimentCfg, prior_in_dim: int | None, encoder_ckpt: str | Path | None = None):
+    """The reconstruction model; Point-MAE weights (official layout or ours) are loaded before the
+    sphere-template tokens are cached.  ``prior_in_dim`` is the width of the raw 3DSPL vectors."""
     from mesc3d.models.mesc3d import MESC3D
 
-    kwargs: dict[str, Any] = {}
-    if prior_in_dim is not None:
-        kwargs["prior_in_dim"] = int(prior_in_dim)
-    if encoder_state is not None:
-        kwargs["encoder_state"] = encoder_state
-    return MESC3D(cfg, **kwargs)
-
-
-def load_encoder_state(path: str | Path | None) -> dict | None:
-    """Point-MAE encoder weights (official ``base_model`` layout or ours) as a state dict."""
-    if not path:
-        return None
-    from mesc3d.models.point_mae import checkpoint_state_dict
-
-    return checkpoint_state_dict(path)
+    model = MESC3D(cfg, prior_in_dim=int(prior_in_dim or 512))
+    path = encoder_ckpt or cfg.model.point_mae.checkpoint
+    if path:
+        report = model.load_point_encoder(path)
+        log.info("Point-MAE weights from %s: %s", path, report)
+    return model
 
 
 def load_trained(path: str | Path, device: torch.device | str = "cpu"):
@@ -96,7 +58,6 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu"):
     prior_in_dim = state.get("prior_in_dim")
     model = build_model(cfg, int(prior_in_dim) if prior_in_dim else None)
     missing, unexpected = model.load_state_dict(state["model"], strict=False)
-    missing = [k for k in missing if "template" not in k]
     if missing or unexpected:
         raise BadInputError(path, f"weights do not match the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     model.to(device).eval()

@@ -99,12 +99,17 @@ def resolve_args(wildcards):
 
 
 def sources(*paths):
-    """Package source files a rule depends on (checksum-compared: edits rerun the rule)."""
+    """Package source files a rule depends on (checksum-compared: edits rerun the rule).
+
+    Relative to the working directory when the run happens in the repository, absolute otherwise
+    (``--directory elsewhere``), so both find the files.
+    """
     files = []
     for p in paths:
         path = REPO / p
-        files += sorted(str(f.relative_to(REPO)) for f in path.rglob("*.py")) if path.is_dir() else [p]
-    return files
+        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
+    cwd = Path.cwd().resolve()
+    return [str(f.relative_to(cwd)) if f.is_relative_to(cwd) else str(f) for f in files]
 
 
 def eval_target(exp):

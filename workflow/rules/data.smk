@@ -7,14 +7,26 @@ def data_root_input():
     return [f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()]
 
 
+def category_args():
+    """Generate only the classes the runs use (all 13 + 4 unless base.data narrows them)."""
+    data = config["base"]["data"]
+    args = []
+    if data.get("categories"):
+        args += ["--categories", *data["categories"]]
+    if data.get("unseen_categories"):
+        args += ["--unseen-categories", *data["unseen_categories"]]
+    return " ".join(args)
+
+
 rule synth:
     output:
         directory(config["synthetic"]["out"]),
     params:
         per_class=config["synthetic"]["per_class"],
-        unseen=config["synthetic"]["unseen_per_class"],
+        n_unseen=config["synthetic"]["unseen_per_class"],
         dense=config["synthetic"]["dense_points"],
         seed=config["synthetic"]["seed"],
+        cats=category_args(),
     input:
         code=sources("mesc3d/data", "mesc3d/cli/synth.py"),
     log:
@@ -28,8 +40,8 @@ rule synth:
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d synth --out {output} --per-class {params.per_class} --unseen-per-class {params.unseen}"
-        " --dense-points {params.dense} --seed {params.seed} --workers {threads} > {log} 2>&1"
+        "mesc3d synth --out {output} --per-class {params.per_class} --unseen-per-class {params.n_unseen}"
+        " --dense-points {params.dense} --seed {params.seed} {params.cats} --workers {threads} > {log} 2>&1"
 
 
 rule download:

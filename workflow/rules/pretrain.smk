@@ -30,7 +30,8 @@ rule cache_features:
         cfg="results/configs/_base.yaml",
         split="results/data/{split}.npz",
         encoder="results/pointmae/encoder.pt",
-        code=sources("mesc3d/models/point_mae.py", "mesc3d/ops", "mesc3d/cli/cache_features.py"),
+        code=sources("mesc3d/models/point_mae.py", "mesc3d/ops", "mesc3d/cli/cache_features.py",
+                     "mesc3d/data/feature_cache.py"),
     output:
         "results/features/{split}.h5",
     log:
@@ -53,7 +54,8 @@ rule pretrain_prompt:
         cfg=prompt_config,
         train="results/features/train.h5",
         val="results/features/val.h5",
-        code=sources("mesc3d/models/text_prompt.py", "mesc3d/models/prompt_stage1.py",
+        code=sources("mesc3d/models/text_prompt.py", "mesc3d/models/text_towers.py",
+                     "mesc3d/models/prompt_stage1.py", "mesc3d/data/feature_cache.py",
                      "mesc3d/cli/pretrain_prompt.py"),
     output:
         prompts="results/pretrain/{pkey}/prompts.pt",
