@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.prompts:
             raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
         table = prior_table(args.prompts, categories)  # (C, D), row = class id
+    torch.manual_seed(cfg.seed)  # model initialisation is part of "same config and seed -> same result"
     model = build_model(cfg, None if table is None else table.shape[1], args.encoder_ckpt)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("run %s (config %s): %d train / %d val shapes, %.3fM trainable parameters",

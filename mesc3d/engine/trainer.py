@@ -99,8 +99,9 @@ class Trainer:
         self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr, betas=(0.9, 0.999), eps=1e-6,
                                           weight_decay=cfg.train.weight_decay)
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        per_rank = math.ceil(len(train_set) / self.dist.world_size)
-        self.steps_per_epoch = max(1, math.ceil(per_rank / cfg.train.batch_size))
+        # drop_last: a trailing batch of one image would break BatchNorm (and skew the loss)
+        per_rank = len(train_set) // self.dist.world_size
+        self.steps_per_epoch = max(1, per_rank // cfg.train.batch_size)
         from mesc3d.engine.schedule import CosineWarmup
 
         t = cfg.train
@@ -199,6 +200,7 @@ class Trainer:
             while st.epoch < t.epochs and not (t.max_steps and st.global_step >= t.max_steps):
                 self.net.train()
                 order = epoch_order(len(self.train_set), self.cfg.seed, st.epoch)[self.dist.rank::self.dist.world_size]
+                order = order[: self.steps_per_epoch * t.batch_size]  # (steps * B,) full batches only
                 done = st.step_in_epoch * t.batch_size
                 batches = iterate_batches(self.train_set, order[done:], t.batch_size, self.cfg.seed, st.epoch)
                 bar = tqdm(batches, total=self.steps_per_epoch - st.step_in_epoch, disable=None,

@@ -1,0 +1,51 @@
+"""Shared fixtures: a tiny procedural dataset (prepared once per session) and a tiny run config."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+# Subprocesses (snakemake rules, torchrun) must find the `mesc3d` console script of this venv,
+# and nothing may try the network.
+os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+TINY_RUN = {
+    "preset": "small",
+    "seed": 0,
+    "data": {"source": "synthetic", "categories": ["airplane", "chair", "table"], "n_gt_points": 256,
+             "image_size": 32},
+    "model": {"n_points": 96, "decoder_widths": [48, 40, 32, 24, 16],
+              "point_mae": {"trans_dim": 32, "depth": 1, "heads": 2, "num_group": 8, "group_size": 8,
+                            "template_points": 96}},
+    "prompt": {"text_backend": "minilm", "n_deep": 2, "n_ctx_prefix": 2, "n_ctx_suffix": 2, "epochs": 2,
+               "batch_size": 8},
+    "train": {"epochs": 2, "batch_size": 4, "warmup_epochs": 0, "checkpoint_minutes": 10.0},
+    "eval": {"batch_size": 4, "n_ply": 1},
+}
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory) -> dict:
+    """Synthetic benchmark (3 seen classes x 10, 4 unseen x 2) prepared into split files."""
+    from mesc3d.cli.prepare import main as prepare_main
+    from mesc3d.cli.synth import main as synth_main
+
+    base = tmp_path_factory.mktemp("tiny")
+    root, prepared = base / "synthetic", base / "prepared"
+    assert synth_main(["--out", str(root), "--per-class", "10", "--unseen-per-class", "2",
+                       "--dense-points", "600", "--seed", "0", "--categories", "airplane", "chair", "table"]) == 0
+    run = dict(TINY_RUN, data=dict(TINY_RUN["data"], root=str(root), prepared=str(prepared)))
+    cfg_path = base / "run.yaml"
+    cfg_path.write_text(yaml.safe_dump(run))
+    assert prepare_main(["--config", str(cfg_path), "--out", str(prepared)]) == 0
+    return {"root": root, "prepared": prepared, "config": cfg_path, "base": base,
+            "train": prepared / "train.npz", "val": prepared / "val.npz", "test": prepared / "test.npz",
+            "zeroshot": prepared / "zeroshot.npz"}
