@@ -14,6 +14,14 @@ report: "workflow/report/workflow.rst"
 
 
 include: "workflow/rules/common.smk"
+
+
+wildcard_constraints:
+    exp="[a-z][a-z0-9_]*",
+    pkey="[a-z][a-z0-9_]*",
+    split="train|val|test",
+
+
 include: "workflow/rules/data.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
@@ -34,9 +42,7 @@ rule main_table:
 
 rule ablations:
     input:
-        [eval_target(e) for t in ["table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds"]
-         if t in selected_tables() for e in exps(table=t)],
-        "results/tables/table3_ablation.csv",
+        [f"results/tables/{TABLE_FILES[t]}.csv" for t in selected_tables() if t in ABLATION_TABLES],
 
 
 rule zeroshot:

@@ -157,6 +157,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "data": {"image_size": 64},
         "model": {
             "n_points": 512,
+            "n_tokens": 16,  # fused feature 16 x 16 = 256 (paper 768): the decoder cost scales with it
+            "token_dim": 16,
             "mit_drop": 0.0,
             "mit_attn_drop": 0.0,
             "mit_drop_path": 0.0,
@@ -164,10 +166,11 @@ PRESETS: dict[str, dict[str, Any]] = {
             "point_mae": {"trans_dim": 96, "depth": 4, "heads": 4, "num_group": 32, "group_size": 16,
                           "template_points": 512, "decoder_depth": 2, "decoder_heads": 4},
         },
-        "prompt": {"n_deep": 8, "n_ctx_prefix": 4, "n_ctx_suffix": 4, "epochs": 30, "batch_size": 32,
+        "prompt": {"n_deep": 8, "n_ctx_prefix": 4, "n_ctx_suffix": 4, "epochs": 20, "batch_size": 32,
                    "lr": 2e-3, "warmup_epochs": 2},
-        "train": {"epochs": 30, "batch_size": 16, "warmup_epochs": 2, "checkpoint_minutes": 2.0,
-                  "pointmae_epochs": 20},
+        "train": {"epochs": 10, "batch_size": 8, "warmup_epochs": 1, "checkpoint_minutes": 2.0,
+                  "pointmae_epochs": 10},
+        "eval": {"latency_repeats": 5},
     },
 }
 

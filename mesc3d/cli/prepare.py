@@ -11,7 +11,8 @@ Inputs (from the run config): ``data.root`` R holding the ShapeNet layout
 
 Outputs in P (default ``data.prepared``), each written atomically, ``summary.json`` last:
 - ``train.npz``, ``val.npz``, ``test.npz``: seen classes, ShapeNet split rule (per class, sorted ids,
-  first 70% / next 10% / last 20%); ``zeroshot.npz``: every Pix3D record of the unseen classes
+  first 70% / next 10% / last 20%), or with ``data.source: pix3d`` the Pix3D photos of the seen
+  classes (BDM split, see ``prepare_pix3d_seen``); ``zeroshot.npz``: every Pix3D record of the unseen classes
   (written with 0 records, and a log line, when R has no ``pix3d/``, so the file set is fixed).  Keys: ``points`` float32 (S, G, 3) (fixed
   subset seeded by the shape id / model path, then unit ball), ``shape_ids`` str (S,),
   ``categories`` str (S,), ``images`` str (S, V) and ``masks`` str (S, V) relative to ``root``,
@@ -38,6 +39,7 @@ from mesc3d.cli._common import add_config_args, setup_logging
 from mesc3d.config import config_hash, load_config
 from mesc3d.data import pix3d, shapenet
 from mesc3d.data.sampling import gt_points
+from mesc3d.errors import BadInputError
 from mesc3d.io import save_npz, write_json
 
 log = logging.getLogger("mesc3d.prepare")
@@ -82,21 +84,13 @@ def prepare_shapenet(root: Path, cfg, workers: int) -> dict[str, dict]:
     return out
 
 
-def prepare_zeroshot(root: Path, cfg, workers: int) -> dict:
+def _pix3d_arrays(root: Path, records: list[dict], cfg, workers: int, desc: str) -> dict:
+    """Split-file arrays of Pix3D records (one image per record; GT shared by the model's images)."""
     d = cfg.data
-    if not (root / pix3d.PIX3D_DIR).is_dir():
-        log.info("no %s: zeroshot.npz is written EMPTY (0 records)", root / pix3d.PIX3D_DIR)
-        records = []
-    else:
-        records = pix3d.select(pix3d.read_records(root), d.unseen_categories)
     for rec in records:
         pix3d.check_record_files(root, rec)
-    for cat in d.unseen_categories if records else ():
-        if not any(r["category"] == cat for r in records):
-            log.warning("pix3d.json has no record of unseen class %r", cat)
     models = sorted({r["model"] for r in records})
-    gts = dict(zip(models, _map(partial(_pix3d_gt, root=str(root), n_gt=d.n_gt_points), models, workers,
-                                "prepare zeroshot")))
+    gts = dict(zip(models, _map(partial(_pix3d_gt, root=str(root), n_gt=d.n_gt_points), models, workers, desc)))
     s = len(records)
     return {
         "points": np.stack([gts[r["model"]] for r in records]) if s else np.zeros((0, d.n_gt_points, 3), np.float32),
@@ -107,6 +101,42 @@ def prepare_zeroshot(root: Path, cfg, workers: int) -> dict:
         "bboxes": np.array([[r["bbox"]] for r in records], dtype=np.float32).reshape(s, 1, 4),
         "root": np.array(str(root)), "source": np.array("pix3d"),
     }
+
+
+def prepare_pix3d_seen(root: Path, cfg, workers: int) -> dict[str, dict]:
+    """``data.source: pix3d`` — train/val/test from the Pix3D photos of ``data.categories``.
+
+    BDM protocol (mlpc-ucsd/BDM): per category, in pix3d.json order, the first
+    ``pix3d_train_frac`` (80%) of the records train and the rest test.  BDM has no validation set;
+    ours is the last eighth of each category's training part (so 70/10/20 overall), used only for
+    model selection.
+    """
+    d = cfg.data
+    if not (root / pix3d.PIX3D_DIR).is_dir():
+        raise BadInputError(root / pix3d.PIX3D_DIR, "data.source is pix3d but this folder does not exist")
+    records = pix3d.select(pix3d.read_records(root), d.categories)
+    parts = pix3d.bdm_split(records, d.pix3d_train_frac)
+    train, val = [], []
+    for cat in d.categories:
+        recs = [r for r in parts["train"] if r["category"] == cat]
+        n_val = len(recs) // 8
+        train += recs[: len(recs) - n_val]
+        val += recs[len(recs) - n_val:]
+    splits = {"train": train, "val": val, "test": parts["test"]}
+    return {name: _pix3d_arrays(root, recs, cfg, workers, f"prepare {name}") for name, recs in splits.items()}
+
+
+def prepare_zeroshot(root: Path, cfg, workers: int) -> dict:
+    d = cfg.data
+    if not (root / pix3d.PIX3D_DIR).is_dir():
+        log.info("no %s: zeroshot.npz is written EMPTY (0 records)", root / pix3d.PIX3D_DIR)
+        records = []
+    else:
+        records = pix3d.select(pix3d.read_records(root), d.unseen_categories)
+    for cat in d.unseen_categories if records else ():
+        if not any(r["category"] == cat for r in records):
+            log.warning("pix3d.json has no record of unseen class %r", cat)
+    return _pix3d_arrays(root, records, cfg, workers, "prepare zeroshot")
 
 
 def _counts(arrays: dict) -> dict[str, int]:
@@ -124,7 +154,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.set)
     root = Path(cfg.data.root).absolute()
     out = Path(args.out or cfg.data.prepared)
-    files = prepare_shapenet(root, cfg, args.workers)
+    if cfg.data.source == "pix3d":
+        files = prepare_pix3d_seen(root, cfg, args.workers)
+    else:
+        files = prepare_shapenet(root, cfg, args.workers)
     files["zeroshot"] = prepare_zeroshot(root, cfg, args.workers)
     # everything validated and computed: now write (each file atomically, the summary last)
     for name, arrays in files.items():

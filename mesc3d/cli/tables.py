@@ -17,7 +17,9 @@ Outputs (in ``--out``; every file written atomically):
 - ``tables_long.csv``: every numeric cell, tidy (``table,row,label,section,column,value``);
 - ``all.tex``: standalone document ``\\input``-ing the fragments (``cd <out> && pdflatex all.tex``).
 CSV tables are WIDE: ``<id>,label,section,<metric>:<method>...`` (raw floats, no bold).
-Snakemake rule: ``tables`` in workflow/rules/tables.smk.
+``--only NAME ...`` writes just those tables (one Snakemake job per table, rule ``table``);
+``--index-only`` writes just ``all.tex`` and ``tables_long.csv`` for the tables already in ``--out``
+(rule ``tables``).  Without either, everything is written at once.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "classes in config order, filtered to those present in the results")
     p.add_argument("--require", nargs="+", default=[], type=Path, metavar="CSV",
                    help="result files that must exist (missing -> error)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--only", nargs="+", default=None, metavar="TABLE",
+                      help="write only these tables (e.g. table1_shapenet zeroshot); no all.tex")
+    mode.add_argument("--index-only", action="store_true",
+                      help="write only all.tex and tables_long.csv, for the tables whose .tex exists in --out")
     return p
 
 
@@ -59,9 +66,22 @@ def main(argv: list[str] | None = None) -> int:
         cats = [c for item in args.categories for c in item.split(",") if c]
         cats = check_categories(cats, allowed=ALL_NAMES, where="--categories")
     tables = build_all(args.sheet, args.results, cats)  # reads and validates everything first
-    for t in tables:
-        paths = write_table(t, args.out)
-        log.info("%s: %d rows -> %s", t.name, len(t.rows), ", ".join(p.name for p in paths))
+    if args.only is not None:
+        known = {t.name for t in tables}
+        unknown = sorted(set(args.only) - known)
+        if unknown:
+            raise BadInputError(args.sheet, f"no data for tables {unknown} (buildable: {sorted(known)})")
+        for t in tables:
+            if t.name in args.only:
+                paths = write_table(t, args.out)
+                log.info("%s: %d rows -> %s", t.name, len(t.rows), ", ".join(p.name for p in paths))
+        return 0
+    if args.index_only:
+        tables = [t for t in tables if (args.out / f"{t.name}.tex").is_file()]
+    else:
+        for t in tables:
+            paths = write_table(t, args.out)
+            log.info("%s: %d rows -> %s", t.name, len(t.rows), ", ".join(p.name for p in paths))
     write_csv(args.out / "tables_long.csv", tidy_frame(tables))
     write_text(args.out / "all.tex", render_all_tex([t.name for t in tables]))
     log.info("wrote %s", args.out / "all.tex")

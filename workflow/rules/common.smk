@@ -99,7 +99,7 @@ def resolve_args(wildcards):
 
 
 def sources(*paths):
-    """Package source files a rule depends on (checksum-compared: edits rerun the rule).
+    """Package source files the job depends on; checksum-compared, so edits trigger reruns.
 
     Relative to the working directory when the run happens in the repository, absolute otherwise
     (``--directory elsewhere``), so both find the files.
@@ -113,36 +113,84 @@ def sources(*paths):
 
 
 def eval_target(exp):
-    row = EXPERIMENTS.loc[exp]
     return f"results/eval/{exp}/per_category.csv"
 
 
-def table_inputs():
-    """Every per-run CSV the selected tables need."""
-    tables = set(selected_tables())
+# sheet table id -> file name in results/tables/
+TABLE_FILES = {
+    "table1": "table1_shapenet",
+    "table3": "table3_ablation",
+    "tab4": "table4_encoder",
+    "tab5": "table5_stage1",
+    "tab6": "table6_injection",
+    "tab7": "table7_mit",
+    "esm_variant": "esm_variant",
+    "seeds": "seeds",
+    "zeroshot": "zeroshot",
+    "complexity": "complexity",
+}
+TABLE_IDS = {v: k for k, v in TABLE_FILES.items()}
+
+
+def table_inputs(table):
+    """The per-run result CSVs one table is built from."""
+    if table == "zeroshot":
+        return [f"results/zeroshot/{config['zeroshot']['with_prior']}/per_category.csv"]
     files = []
-    for exp, row in EXPERIMENTS.iterrows():
-        row_tables = set(row["tables"].split(",")) & tables
-        if not row_tables:
-            continue
-        files.append(f"results/eval/{exp}/per_category.csv")
-        if "complexity" in row_tables and row["kind"] == "mesc3d":
+    for exp in exps(table=table):
+        files.append(eval_target(exp))
+        if table == "complexity" and EXPERIMENTS.loc[exp, "kind"] == "mesc3d":
             files.append(f"results/complexity/{exp}.csv")
-    if "zeroshot" in tables:
-        files.append(f"results/zeroshot/{config['zeroshot']['with_prior']}/per_category.csv")
     return files
 
 
 def final_outputs():
-    return [
-        "results/tables/table1_shapenet.csv",
+    return [f"results/tables/{TABLE_FILES[t]}.csv" for t in selected_tables()] + [
         "results/tables/all.tex",
         "results/tables/compute_cost.csv",
         "results/figures/contact_sheet.png",
     ]
 
 
-wildcard_constraints:
-    exp="[a-z][a-z0-9_]*",
-    pkey="[a-z][a-z0-9_]*",
-    split="train|val|test",
+# ------------------------------------------------------------------ data and downloads
+def data_root_input():
+    if config["synthetic"]["enabled"]:
+        return config["synthetic"]["out"]
+    return [f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()]
+
+
+def category_args():
+    """Generate only the classes the runs use (all 13 + 4 unless base.data narrows them)."""
+    data = config["base"]["data"]
+    args = []
+    if data.get("categories"):
+        args += ["--categories", *data["categories"]]
+    if data.get("unseen_categories"):
+        args += ["--unseen-categories", *data["unseen_categories"]]
+    return " ".join(args)
+
+
+def download_args(name):
+    d = config["downloads"][name]
+    args = []
+    if d.get("local_archive"):
+        args += ["--local-archive", d["local_archive"]]
+    for url in [d.get("url")] + list(d.get("alternates") or []):
+        if url:
+            args += ["--url", url]
+    args += ["--sha256", d.get("sha256") or "null"]
+    if d.get("size"):
+        args += ["--size", str(d["size"])]
+    if not d.get("sha256"):
+        args += ["--lock", d.get("lock") or "config/checksums.lock.json"]
+    if d.get("top_dir"):
+        args += ["--top-dir", d["top_dir"]]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+# ------------------------------------------------------------------ run selection
+def _names(kind):
+    return "|".join(exps(kind=kind)) or "NO_SUCH_RUN"
+
+
+ABLATION_TABLES = ["table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds"]

@@ -1,23 +1,6 @@
 # Data: procedural benchmark or downloaded archives -> prepared split files -> contact sheet.
 
 
-def data_root_input():
-    if config["synthetic"]["enabled"]:
-        return config["synthetic"]["out"]
-    return [f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()]
-
-
-def category_args():
-    """Generate only the classes the runs use (all 13 + 4 unless base.data narrows them)."""
-    data = config["base"]["data"]
-    args = []
-    if data.get("categories"):
-        args += ["--categories", *data["categories"]]
-    if data.get("unseen_categories"):
-        args += ["--unseen-categories", *data["unseen_categories"]]
-    return " ".join(args)
-
-
 rule synth:
     output:
         directory(config["synthetic"]["out"]),
@@ -28,7 +11,9 @@ rule synth:
         seed=config["synthetic"]["seed"],
         cats=category_args(),
     input:
-        code=sources("mesc3d/data", "mesc3d/cli/synth.py"),
+        code=sources("mesc3d/data/primitives.py", "mesc3d/data/shapes.py", "mesc3d/data/shapes_seen.py",
+                     "mesc3d/data/shapes_furniture.py", "mesc3d/data/shapes_unseen.py", "mesc3d/data/render.py",
+                     "mesc3d/data/sampling.py", "mesc3d/data/synthetic.py", "mesc3d/cli/synth.py"),
     log:
         "logs/synth.log",
     benchmark:
@@ -57,24 +42,6 @@ rule download:
         "../../environment.yml"
     shell:
         "mesc3d download {params.args} --name {wildcards.name} --out {wildcards.root} > {log} 2>&1"
-
-
-def download_args(name):
-    d = config["downloads"][name]
-    args = []
-    if d.get("local_archive"):
-        args += ["--local-archive", d["local_archive"]]
-    for url in [d.get("url")] + list(d.get("alternates") or []):
-        if url:
-            args += ["--url", url]
-    args += ["--sha256", d.get("sha256") or "null"]
-    if d.get("size"):
-        args += ["--size", str(d["size"])]
-    if not d.get("sha256"):
-        args += ["--lock", d.get("lock") or "config/checksums.lock.json"]
-    if d.get("top_dir"):
-        args += ["--top-dir", d["top_dir"]]
-    return " ".join(shlex.quote(a) for a in args)
 
 
 rule resolve_base_config:
@@ -109,7 +76,8 @@ rule prepare:
     input:
         root=data_root_input(),
         cfg="results/configs/_base.yaml",
-        code=sources("mesc3d/data", "mesc3d/cli/prepare.py"),
+        code=sources("mesc3d/data/shapenet.py", "mesc3d/data/pix3d.py", "mesc3d/data/sampling.py",
+                     "mesc3d/data/images.py", "mesc3d/cli/prepare.py"),
     output:
         train="results/data/train.npz",
         val="results/data/val.npz",
@@ -134,6 +102,8 @@ rule contact_sheet:
     input:
         root=data_root_input(),
         code=sources("mesc3d/cli/contact_sheet.py"),
+    params:
+        root=lambda wc: config["base"]["data"]["root"],
     output:
         report("results/figures/contact_sheet.png", caption="../report/contact_sheet.rst", category="Data"),
     log:
@@ -141,4 +111,4 @@ rule contact_sheet:
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d contact-sheet --root {config[base][data][root]} --out {output} > {log} 2>&1"
+        "mesc3d contact-sheet --root {params.root} --out {output} > {log} 2>&1"

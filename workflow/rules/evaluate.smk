@@ -3,10 +3,6 @@
 #   results/eval/{exp}/per_category.csv
 
 
-def _names(kind):
-    return "|".join(exps(kind=kind)) or "NO_SUCH_RUN"
-
-
 rule evaluate:
     input:
         cfg="results/configs/{exp}.yaml",
@@ -77,6 +73,8 @@ rule alias:
     log:
         "logs/alias/{exp}.log",
     localrule: True
+    conda:
+        "../../environment.yml"
     shell:
         "cp {input} {output} 2> {log}"
 

@@ -7,7 +7,8 @@ rule pretrain_pointmae:
     input:
         cfg="results/configs/_base.yaml",
         train="results/data/train.npz",
-        code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/cli/pretrain_pointmae.py"),
+        code=sources("mesc3d/models/point_mae.py", "mesc3d/models/point_mae_pretrain.py",
+                     "mesc3d/models/layers.py", "mesc3d/ops", "mesc3d/cli/pretrain_pointmae.py"),
     output:
         "results/pointmae/encoder.pt",
     log:
@@ -30,7 +31,8 @@ rule cache_features:
         cfg="results/configs/_base.yaml",
         split="results/data/{split}.npz",
         encoder="results/pointmae/encoder.pt",
-        code=sources("mesc3d/models/point_mae.py", "mesc3d/ops", "mesc3d/cli/cache_features.py",
+        code=sources("mesc3d/models/point_mae.py", "mesc3d/models/layers.py", "mesc3d/ops",
+                     "mesc3d/cli/cache_features.py",
                      "mesc3d/data/feature_cache.py"),
     output:
         "results/features/{split}.h5",

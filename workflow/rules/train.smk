@@ -17,6 +17,11 @@ rule train:
         metrics="results/train/{exp}/metrics.csv",
     params:
         prompts=prompts_arg,
+        # one process per GPU inside the job (DistributedDataParallel); plain `mesc3d` otherwise
+        launcher=lambda wc, resources: (
+            "mesc3d" if resources.gpu <= 1
+            else f"torchrun --standalone --nnodes 1 --nproc_per_node {resources.gpu} -m mesc3d"
+        ),
     log:
         "logs/train/{exp}.log",
     benchmark:
@@ -29,5 +34,5 @@ rule train:
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d train --config {input.cfg} --train {input.train} --val {input.val}"
+        "{params.launcher} train --config {input.cfg} --train {input.train} --val {input.val}"
         " --encoder-ckpt {input.encoder} {params.prompts} --out results/train/{wildcards.exp} > {log} 2>&1"

@@ -1,0 +1,157 @@
+"""The Snakemake DAG: lint, the named targets' plans, the smoke run end to end, and rerun semantics
+(editing one sheet row plans only that run's chain + tables; editing a model source file plans the
+trainings that use it, not the data)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+
+
+def run_smk(cwd, *args, timeout=900, check=True):
+    res = subprocess.run([*SNAKEMAKE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    if check and res.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed ({res.returncode}):\n"
+                             f"{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+    return res
+
+
+def plan(cwd, *args) -> list[tuple[str, str]]:
+    """(rule, wildcards) of every job a dry run would execute."""
+    out = run_smk(cwd, "-n", *args).stdout
+    jobs, rule = [], None
+    for line in out.splitlines():
+        m = re.match(r"^(?:local)?rule (\w+):$", line.strip())
+        if m:
+            if rule is not None:
+                jobs.append((rule, ""))
+            rule = m.group(1)
+            continue
+        m = re.match(r"^wildcards: (.*)$", line.strip())
+        if m and rule is not None:
+            jobs.append((rule, m.group(1)))
+            rule = None
+        elif line.startswith("[") and rule is not None:
+            jobs.append((rule, ""))
+            rule = None
+    if rule is not None:
+        jobs.append((rule, ""))
+    return jobs
+
+
+def sheet(path="config/experiments.tsv"):
+    return pd.read_csv(REPO / path, sep="\t", dtype=str, keep_default_na=False)
+
+
+def test_lint_is_clean():
+    res = run_smk(REPO, "--lint", check=False, timeout=300)
+    assert res.returncode == 0, res.stdout + res.stderr
+
+
+def test_named_targets_plan_the_expected_jobs():
+    rows = sheet()
+    trainable = set(rows[rows.kind == "mesc3d"].exp)
+    tables = ["table1", "table3", "tab5", "tab6", "tab7", "esm_variant", "seeds", "zeroshot", "complexity"]
+    in_all = {e for e in trainable if set(rows.set_index("exp").loc[e, "tables"].split(",")) & set(tables)}
+    counts = Counter(rule for rule, _ in plan(REPO, "all"))
+    assert counts["train"] == len(in_all) and counts["evaluate"] == len(in_all)
+    assert counts["synth"] == counts["prepare"] == counts["pretrain_pointmae"] == 1  # shared steps, once
+    assert counts["cache_features"] == 2  # train + val features
+    assert counts["pretrain_prompt"] == 4  # default + the three stage-1 ablations
+    assert counts["baseline"] == 2 and counts["tables"] == 1 and counts["compute_cost"] == 1
+    assert counts["table"] == len(tables)  # one job per table
+    assert "tab4_clip_frozen" not in {w for _, w in plan(REPO, "all")}  # tab4 not in the default
+
+    abl = plan(REPO, "ablations")
+    trained = {w.split("=")[1] for r, w in abl if r == "train"}
+    assert {"tab6_add", "tab7_h8_d16", "esm_released5", "tab3_baseline", "tab5_shallow"} <= trained
+    zs = Counter(r for r, _ in plan(REPO, "zeroshot"))
+    assert zs["zeroshot_eval"] == 1 and zs["train"] == 2  # with and without the prior
+    one = Counter(r for r, _ in plan(REPO, "results/eval/tab6_add/per_category.csv"))
+    assert one["train"] == 1 and one["evaluate"] == 1 and one["table"] == 0
+    main = Counter(r for r, _ in plan(REPO, "main_table"))
+    assert main["table"] == 1 and main["zeroshot_eval"] == 0 and main["train"] == 2  # mesc3d + tab3_baseline
+
+
+def test_real_data_overlay_plans_downloads():
+    jobs = Counter(r for r, _ in plan(REPO, "--configfile", "config/shapenet.yaml"))
+    assert jobs["download"] == 3 and jobs["prepare"] == 1 and jobs["synth"] == 0
+
+
+@pytest.fixture(scope="module")
+def smoke_copy(tmp_path_factory):
+    """A copy of the repository (tracked files) with the smoke configuration run to completion."""
+    dst = tmp_path_factory.mktemp("repo")
+    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True,
+                           check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    res = run_smk(dst, "--configfile", "config/smoke.yaml", "--cores", "2", timeout=1500)
+    return dst, res
+
+
+@pytest.mark.slow
+def test_smoke_run_produces_every_table(smoke_copy):
+    dst, res = smoke_copy
+    for name in ("table1_shapenet", "table3_ablation", "zeroshot", "complexity"):
+        for ext in ("csv", "tex", "md"):
+            assert (dst / "results" / "tables" / f"{name}.{ext}").is_file(), name
+    assert (dst / "results/tables/all.tex").is_file() and (dst / "results/tables/compute_cost.csv").is_file()
+    assert (dst / "results/figures/contact_sheet.png").is_file()
+    per_cat = pd.read_csv(dst / "results/eval/mesc3d/per_category.csv")
+    assert list(per_cat.category) == ["airplane", "chair", "table", "mean"]
+    zs = pd.read_csv(dst / "results/zeroshot/mesc3d/per_category.csv")
+    assert set(zs.prior) == {"with", "without"}
+    # every rule of the workflow ran at least once
+    done = Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", res.stdout + res.stderr))
+    rules = {"synth", "prepare", "resolve_config", "resolve_base_config", "contact_sheet", "pretrain_pointmae",
+             "cache_features", "pretrain_prompt", "train", "evaluate", "baseline", "alias", "zeroshot_eval",
+             "complexity_run", "table", "tables", "compute_cost"}
+    assert rules <= set(done), rules - set(done)
+    assert plan(dst, "--configfile", "config/smoke.yaml") == []  # nothing left to do
+
+
+@pytest.mark.slow
+def test_editing_one_row_reruns_only_that_run(smoke_copy):
+    dst, _ = smoke_copy
+    tsv = dst / "config/smoke_experiments.tsv"
+    original = tsv.read_text()
+    tsv.write_text(original.replace("prompt.n_deep=0", "prompt.n_deep=1"))
+    try:
+        jobs = set(plan(dst, "--configfile", "config/smoke.yaml"))
+    finally:
+        tsv.write_text(original)
+    exp = "exp=tab5_shallow"
+    assert jobs == {("resolve_config", exp), ("pretrain_prompt", "pkey=tab5_shallow"), ("train", exp),
+                    ("evaluate", exp), ("table", "table=table5_stage1"), ("tables", ""), ("compute_cost", ""),
+                    ("all", "")}, jobs
+
+
+@pytest.mark.slow
+def test_editing_a_model_source_reruns_the_trainings(smoke_copy):
+    dst, _ = smoke_copy
+    src = dst / "mesc3d/models/esm.py"
+    original = src.read_text()
+    src.write_text(original + "\n# an edit\n")
+    try:
+        jobs = plan(dst, "--configfile", "config/smoke.yaml")
+    finally:
+        src.write_text(original)
+    trained = {w for r, w in jobs if r == "train"}
+    rows = sheet("config/smoke_experiments.tsv")
+    assert trained == {f"exp={e}" for e in rows[rows.kind == "mesc3d"].exp}
+    rules = {r for r, _ in jobs}
+    assert not rules & {"synth", "prepare", "pretrain_pointmae", "cache_features", "pretrain_prompt", "baseline"}
