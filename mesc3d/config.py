@@ -166,7 +166,7 @@ PRESETS: dict[str, dict[str, Any]] = {
             "point_mae": {"trans_dim": 96, "depth": 4, "heads": 4, "num_group": 32, "group_size": 16,
                           "template_points": 512, "decoder_depth": 2, "decoder_heads": 4},
         },
-        "prompt": {"n_deep": 8, "n_ctx_prefix": 4, "n_ctx_suffix": 4, "epochs": 20, "batch_size": 32,
+        "prompt": {"n_deep": 8, "n_ctx_prefix": 4, "n_ctx_suffix": 4, "epochs": 60, "batch_size": 32,
                    "lr": 2e-3, "warmup_epochs": 2},
         "train": {"epochs": 10, "batch_size": 8, "warmup_epochs": 1, "checkpoint_minutes": 2.0,
                   "pointmae_epochs": 10},

@@ -194,3 +194,10 @@ def _names(kind):
 
 
 ABLATION_TABLES = ["table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds"]
+
+
+def encoder_ckpt():
+    """Point-MAE weights: the official checkpoint when base.model.point_mae.checkpoint names one
+    (e.g. modelnet_1k.pth), else our masked-autoencoder pretraining (rule pretrain_pointmae)."""
+    path = config["base"].get("model", {}).get("point_mae", {}).get("checkpoint", "")
+    return path or "results/pointmae/encoder.pt"

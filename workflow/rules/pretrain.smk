@@ -30,7 +30,7 @@ rule cache_features:
     input:
         cfg="results/configs/_base.yaml",
         split="results/data/{split}.npz",
-        encoder="results/pointmae/encoder.pt",
+        encoder=encoder_ckpt(),
         code=sources("mesc3d/models/point_mae.py", "mesc3d/models/layers.py", "mesc3d/ops",
                      "mesc3d/cli/cache_features.py",
                      "mesc3d/data/feature_cache.py"),

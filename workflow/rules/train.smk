@@ -8,7 +8,7 @@ rule train:
         cfg="results/configs/{exp}.yaml",
         train="results/data/train.npz",
         val="results/data/val.npz",
-        encoder="results/pointmae/encoder.pt",
+        encoder=encoder_ckpt(),
         prompts=lambda wc: prompts_for(wc.exp),
         code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/data/dataset.py", "mesc3d/engine",
                      "mesc3d/cli/train.py"),
