@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import logging
 import multiprocessing as mp
+import time
 from functools import partial
 from pathlib import Path
 
@@ -152,6 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
     cfg = load_config(args.config, args.set)
+    t0 = time.monotonic()
     root = Path(cfg.data.root).absolute()
     out = Path(args.out or cfg.data.prepared)
     if cfg.data.source == "pix3d":
@@ -168,5 +170,9 @@ def main(argv: list[str] | None = None) -> int:
         "splits": {name: {"n": int(len(a["points"])), "per_category": _counts(a)} for name, a in files.items()},
     }
     write_json(out / "summary.json", summary)
-    log.info("prepared %s in %s", ", ".join(f"{k}={v['n']}" for k, v in summary["splits"].items()), out)
+    n_total = sum(v["n"] for v in summary["splits"].values())
+    seconds = time.monotonic() - t0
+    log.info("prepared %s in %s: %d records in %.1f s (%.1f shapes/s, %d workers)",
+             ", ".join(f"{k}={v['n']}" for k, v in summary["splits"].items()), out, n_total, seconds,
+             n_total / max(seconds, 1e-9), args.workers)
     return 0
