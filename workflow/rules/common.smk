@@ -144,6 +144,14 @@ def table_inputs(table):
     return files
 
 
+def table_rows(table):
+    """The sheet rows (all columns) a table is built from, as one string (a rerun trigger)."""
+    rows = [EXPERIMENTS.loc[e] for e in exps(table=table)]
+    if table == "zeroshot":
+        rows = [EXPERIMENTS.loc[config["zeroshot"][k]] for k in ("with_prior", "without_prior")]
+    return ";".join("|".join(str(v) for v in row.to_dict().values()) for row in rows)
+
+
 def final_outputs():
     return [f"results/tables/{TABLE_FILES[t]}.csv" for t in selected_tables()] + [
         "results/tables/all.tex",
