@@ -49,3 +49,22 @@ def tiny_data(tmp_path_factory) -> dict:
     return {"root": root, "prepared": prepared, "config": cfg_path, "base": base,
             "train": prepared / "train.npz", "val": prepared / "val.npz", "test": prepared / "test.npz",
             "zeroshot": prepared / "zeroshot.npz"}
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Small matmuls on 2 shared cores: one thread is much faster than oversubscribed OpenMP."""
+    import torch
+
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="session")
+def tower():
+    """The open_clip ViT-B-16 text tower alone, random frozen init (offline)."""
+    from mesc3d.models.text_towers import build_tower
+
+    return build_tower("open_clip", "ViT-B-16", "")

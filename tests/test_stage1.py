@@ -21,20 +21,7 @@ from mesc3d.models.prompt_stage1 import (LOGIT_SCALE_MAX, Stage1Model, contrasti
 from mesc3d.models.text_towers import build_tower  # noqa: E402
 
 CATS = list(SEEN)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small matmuls on 2 shared cores: one thread is ~10x faster than oversubscribed OpenMP."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def tower():
-    return build_tower("open_clip", "ViT-B-16", "")
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.mark.parametrize("class_aware", [False, True])

@@ -14,20 +14,7 @@ from mesc3d.models.text_prompt import PromptBank, encode_naive  # noqa: E402
 from mesc3d.models.text_towers import build_tower  # noqa: E402
 
 UNSEEN = ["bed", "bookcase", "desk", "tool"]
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small matmuls on 2 shared cores: one thread is much faster than oversubscribed OpenMP."""
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
-
-
-@pytest.fixture(scope="module")
-def clip_tower():
-    return build_tower("open_clip", "ViT-B-16", "")  # text tower alone, random frozen init
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +27,11 @@ def _bank(tower, p=3, q=2, n_deep=0, names=("chair",)):
     return PromptBank(PromptCfg(n_ctx_prefix=p, n_ctx_suffix=q, n_deep=n_deep), list(names), tower=tower)
 
 
-def test_token_layout_single_and_multi_token_names(clip_tower):
-    bank = _bank(clip_tower, p=3, q=2)
+def test_token_layout_single_and_multi_token_names(tower):
+    bank = _bank(tower, p=3, q=2)
     assert len(bank.name_tokens("chair")) == 1 and len(bank.name_tokens("loudspeaker")) == 2
     ids, name_len, eot_pos, valid = bank.tokenize(["chair", "loudspeaker"])
-    t = clip_tower
+    t = tower
     for row, name in enumerate(["chair", "loudspeaker"]):
         k = len(bank.name_tokens(name))
         assert int(name_len[row]) == k
@@ -57,47 +44,47 @@ def test_token_layout_single_and_multi_token_names(clip_tower):
     # the assembled embeddings carry the learnable context exactly in those slots
     emb = bank.assemble(ids, name_len)  # (2, L, W)
     assert torch.equal(emb[1, 1:4], bank.ctx_prefix) and torch.equal(emb[1, 6:8], bank.ctx_suffix)
-    assert torch.equal(emb[1, 4:6], clip_tower.word_embed(ids[1:2, 4:6])[0])
+    assert torch.equal(emb[1, 4:6], tower.word_embed(ids[1:2, 4:6])[0])
 
 
-def test_dpt_with_no_deep_prompts_equals_plain_open_clip(clip_tower):
+def test_dpt_with_no_deep_prompts_equals_plain_open_clip(tower):
     """n_deep = 0 and context = the words' own embeddings -> identical to encode_text of the plain text."""
-    bank = _bank(clip_tower, p=4, q=3)
+    bank = _bank(tower, p=4, q=3)
     bank.init_context_from_text("a photo of a", "in the scene")
     bank.eval()
     texts = [f"a photo of a {n} in the scene" for n in ("chair", "loudspeaker")]
     with torch.no_grad():
         out32 = bank.encode(["chair", "loudspeaker"])
-    ref32 = clip_tower.reference_encode(texts)
+    ref32 = tower.reference_encode(texts)
     assert out32.shape == (2, 512)
     torch.testing.assert_close(out32, ref32, atol=2e-5, rtol=1e-5)  # float32: only summation order differs
     try:  # float64: the port is exact up to round-off
-        clip_tower.double(), bank.double()
+        tower.double(), bank.double()
         with torch.no_grad():
             out64 = bank.encode(["chair", "loudspeaker"])
-        ref64 = clip_tower.reference_encode(texts)
+        ref64 = tower.reference_encode(texts)
         assert (out64 - ref64).abs().max() < 1e-10
     finally:
-        clip_tower.float(), bank.float()
+        tower.float(), bank.float()
 
 
-def test_only_prompt_parameters_get_gradients(clip_tower):
-    bank = _bank(clip_tower, p=2, q=2, n_deep=3)
+def test_only_prompt_parameters_get_gradients(tower):
+    bank = _bank(tower, p=2, q=2, n_deep=3)
     bank.train()
-    assert not clip_tower.training  # the frozen tower stays in eval mode
+    assert not tower.training  # the frozen tower stays in eval mode
     out = bank(["chair", "table", "loudspeaker"])  # (3, 512)
     out.pow(2).sum().backward()
-    assert all(p.grad is None for p in clip_tower.parameters())
+    assert all(p.grad is None for p in tower.parameters())
     names = {n for n, _ in bank.named_parameters() if not n.startswith("tower.")}
     assert {"ctx_prefix", "ctx_suffix", "prompt_embeddings", "deep_prompt_embeddings", "prompt_proj.weight",
             "prompt_norm.weight"} <= names
     for p in bank.prompt_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0
-    assert bank.deep_prompt_embeddings.shape == (clip_tower.n_layers - 1, 3, 512)
+    assert bank.deep_prompt_embeddings.shape == (tower.n_layers - 1, 3, 512)
 
 
-def test_deep_prompts_batched_equals_one_by_one_and_unseen_names(clip_tower):
-    bank = _bank(clip_tower, p=2, q=2, n_deep=4)
+def test_deep_prompts_batched_equals_one_by_one_and_unseen_names(tower):
+    bank = _bank(tower, p=2, q=2, n_deep=4)
     bank.eval()
     with torch.no_grad():
         seen = bank(["chair", "airplane", "loudspeaker"])
