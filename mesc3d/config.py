@@ -96,7 +96,7 @@ class PromptCfg:
     prompt_dropout: float = 0.1
     temperature: str = "learnable"  # learnable (CLIP init 0.07, clamp 100) | fixed1 (official code)
     class_aware_positives: bool = False
-    point_encoder: str = "pointmae"  # pointmae (+ learned 768->512 projection); ulip_pointbert if available
+    point_encoder: str = "pointmae"  # pointmae (+ learned projection); ulip_pointbert: reserved, refused
     feature_dtype: str = "float32"  # float32 | float16 in the HDF5 feature cache
     epochs: int = 200
     batch_size: int = 64
@@ -294,6 +294,10 @@ def _check_ranges(cfg: ExperimentCfg, source: str) -> None:
         problems.append(f"model.token_dim {m.token_dim} must be divisible by model.mit_heads {m.mit_heads}")
     if m.point_mae.trans_dim % m.point_mae.heads:
         problems.append("model.point_mae.trans_dim must be divisible by model.point_mae.heads")
+    if cfg.prompt.point_encoder == "ulip_pointbert":
+        problems.append("prompt.point_encoder=ulip_pointbert (the paper's stage-1 encoder) is not implemented: "
+                        "ULIP's checkpoint_pointbert.pt cannot be obtained or tested here; use pointmae "
+                        "(Point-MAE + a learned projection, the spec's fallback)")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 

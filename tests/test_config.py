@@ -44,6 +44,7 @@ def test_round_trip_and_hash(tmp_path):
         ({"data": {"categories": ["chair", "spaceship"]}}, "spaceship"),
         ({"preset": "huge"}, "preset"),
         ({"data": {"train_frac": 0.95}}, "test split"),
+        ({"prompt": {"point_encoder": "ulip_pointbert"}}, "not implemented"),
     ],
 )
 def test_invalid_config_is_one_clear_error(data, needle):

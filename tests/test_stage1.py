@@ -18,7 +18,6 @@ from mesc3d.data.priors import load_priors, prior_table  # noqa: E402
 from mesc3d.errors import BadInputError  # noqa: E402
 from mesc3d.models.prompt_stage1 import (LOGIT_SCALE_MAX, Stage1Model, contrastive_loss,  # noqa: E402
                                          contrastive_loss_naive, lr_at_epoch)
-from mesc3d.models.text_towers import build_tower  # noqa: E402
 
 CATS = list(SEEN)
 pytestmark = pytest.mark.usefixtures("one_thread")
