@@ -16,6 +16,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, get_args, get_origin, get_type_hints
@@ -24,6 +25,11 @@ import yaml
 
 from mesc3d.categories import SEEN, UNSEEN, check_categories
 from mesc3d.errors import ConfigError
+
+# Field metadata of keys that name a file a stage loads: the workflow declares it as an input of the
+# stages whose slice (mesc3d.config_slices.STAGES) holds the key.  PATH_OR_TAG: a file or a hub tag.
+PATH = {"path": True}
+PATH_OR_TAG = {"path": "or_tag"}
 
 
 @dataclass(frozen=True)
@@ -52,7 +58,7 @@ class PointMAECfg:
     num_group: int = 64
     group_size: int = 32
     drop_path: float = 0.1
-    checkpoint: str = ""  # official modelnet_1k.pth / pretrain.pth, or our pretrain-pointmae output
+    checkpoint: str = field(default="", metadata=PATH)  # official modelnet_1k.pth / pretrain.pth, or our pretrain-pointmae output
     template_points: int = 2048  # points of the sphere template fed to the frozen encoder
     decoder_depth: int = 4  # masked-autoencoder pretraining only: light decoder blocks (official 4)
     decoder_heads: int = 6  # masked-autoencoder pretraining only (official 6)
@@ -62,7 +68,7 @@ class PointMAECfg:
 class ModelCfg:
     n_points: int = 2048  # predicted points
     image_encoder: str = "resnet18"  # resnet18 | clip_frozen | clip_finetune (Tab. 4)
-    image_weights: str = ""  # optional local weights file for the image encoder (resnet18: ImageNet state dict)
+    image_weights: str = field(default="", metadata=PATH)  # optional local weights file for the image encoder (resnet18: ImageNet state dict)
     clip_arch: str = "ViT-B-16"  # open_clip architecture of the clip_frozen/clip_finetune image encoders
     n_tokens: int = 24  # global vector reshaped to n_tokens x token_dim (24 x 32 = 768)
     token_dim: int = 32
@@ -89,7 +95,7 @@ class PromptCfg:
 
     text_backend: str = "open_clip"  # open_clip (paper) | minilm (embedded default: real weights offline)
     open_clip_arch: str = "ViT-B-16"
-    pretrained: str = ""  # open_clip tag or local file; "" = random frozen tower (see README)
+    pretrained: str = field(default="", metadata=PATH_OR_TAG)  # open_clip tag or local file; "" = random frozen tower (see README)
     n_ctx_prefix: int = 10
     n_ctx_suffix: int = 10
     n_deep: int = 100  # deep prompt tokens per layer
@@ -147,6 +153,11 @@ class ExperimentCfg:
     prompt: PromptCfg = field(default_factory=PromptCfg)
     train: TrainCfg = field(default_factory=TrainCfg)
     eval: EvalCfg = field(default_factory=EvalCfg)
+
+    @property
+    def uses_prior(self) -> bool:
+        """Does this run inject the stage-1 text prior (and so need prompts.pt)?  The one definition."""
+        return self.model.prior_injection != "none"
 
 
 # ------------------------------------------------------------------ presets
@@ -211,8 +222,16 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
         value = yaml.safe_load(raw) if raw != "" else ""
         node = out
         parts = key.strip().split(".")
-        for part in parts[:-1]:
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key component in {key.strip()!r}")
+        for i, part in enumerate(parts[:-1]):
             node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {'.'.join(parts[:i + 1])!r} was set to a value by an "
+                                  f"earlier override, so it has no key {parts[i + 1]!r}")
+        if isinstance(node.get(parts[-1]), dict) and not isinstance(value, dict):
+            raise ConfigError(f"override {item!r}: {key.strip()!r} is a section (set its keys, e.g. "
+                              f"{key.strip()}.{next(iter(node[parts[-1]]))}=...), not a value")
         node[parts[-1]] = value
     return out
 
@@ -266,6 +285,16 @@ def _build(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
 
 def from_dict(data: Mapping[str, Any], source: str = "config") -> ExperimentCfg:
     """Build a validated ``ExperimentCfg`` from a (partial) dict; the preset is applied first."""
+    if os.environ.get("MESC3D_RECORD_CONFIG_READS"):  # tests: which keys each stage reads
+        from mesc3d.config_reads import bulk, install
+
+        install()
+        with bulk():
+            return _from_dict(data, source)
+    return _from_dict(data, source)
+
+
+def _from_dict(data: Mapping[str, Any], source: str) -> ExperimentCfg:
     data = dict(data or {})
     preset = data.get("preset", ExperimentCfg.preset)
     if preset not in PRESETS:
@@ -294,12 +323,51 @@ def _check_ranges(cfg: ExperimentCfg, source: str) -> None:
         problems.append(f"model.token_dim {m.token_dim} must be divisible by model.mit_heads {m.mit_heads}")
     if m.point_mae.trans_dim % m.point_mae.heads:
         problems.append("model.point_mae.trans_dim must be divisible by model.point_mae.heads")
+    problems += _check_numbers(cfg)
     if cfg.prompt.point_encoder == "ulip_pointbert":
         problems.append("prompt.point_encoder=ulip_pointbert (the paper's stage-1 encoder) is not implemented: "
                         "ULIP's checkpoint_pointbert.pt cannot be obtained or tested here; use pointmae "
                         "(Point-MAE + a learned projection, the spec's fallback)")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
+
+
+# key -> smallest allowed value (inclusive); every float key must also be finite
+_MINIMUM = {
+    "seed": 0, "data.n_views": 2, "train.epochs": 1, "train.batch_size": 1, "train.val_every": 1,
+    "train.warmup_epochs": 0, "train.max_steps": 0, "train.num_workers": 0, "train.pointmae_epochs": 1,
+    "train.checkpoint_minutes": 0.0, "train.weight_decay": 0.0, "train.lr_min": 0.0, "train.warmup_lr": 0.0,
+    "prompt.epochs": 1, "prompt.batch_size": 1, "prompt.warmup_epochs": 0, "prompt.n_deep": 0,
+    "prompt.n_ctx_prefix": 0, "prompt.n_ctx_suffix": 0, "prompt.lr_min": 0.0, "prompt.warmup_lr": 0.0,
+    "eval.batch_size": 1, "eval.n_ply": 0, "eval.n_figure": 0, "eval.latency_repeats": 1,
+    "model.n_tokens": 1, "model.token_dim": 1, "model.mit_heads": 1, "model.mit_depth": 1, "model.prior_dim": 1,
+}
+_POSITIVE = ("train.lr", "train.pointmae_lr", "prompt.lr", "eval.fscore_threshold", "eval.fscore_euclidean_threshold")
+
+
+def _check_numbers(cfg: ExperimentCfg) -> list[str]:
+    """Non-finite floats, values below their minimum, empty class lists (one message per key)."""
+    import math
+
+    flat: dict[str, Any] = {}
+
+    def walk(node: Any, prefix: str) -> None:
+        for f in fields(node):
+            value = getattr(node, f.name)
+            if is_dataclass(value):
+                walk(value, f"{prefix}{f.name}.")
+            else:
+                flat[prefix + f.name] = value
+
+    walk(cfg, "")
+    problems = [f"{k} must be a finite number, got {v!r}" for k, v in flat.items()
+                if isinstance(v, float) and not math.isfinite(v)]
+    problems += [f"{k} must be >= {m}, got {flat[k]!r}" for k, m in _MINIMUM.items()
+                 if isinstance(flat[k], (int, float)) and math.isfinite(flat[k]) and flat[k] < m]
+    problems += [f"{k} must be > 0, got {flat[k]!r}" for k in _POSITIVE if math.isfinite(flat[k]) and flat[k] <= 0]
+    if not cfg.data.categories:
+        problems.append("data.categories must name at least one class, got []")
+    return problems
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -332,6 +400,11 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             return [conv(x) for x in v]
         return v
 
+    if os.environ.get("MESC3D_RECORD_CONFIG_READS"):  # a whole-config conversion is not a key read
+        from mesc3d.config_reads import bulk
+
+        with bulk():
+            return conv(cfg)
     return conv(cfg)
 
 

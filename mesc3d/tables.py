@@ -28,6 +28,7 @@ import pandas as pd
 from mesc3d import paper_numbers as paper
 from mesc3d.categories import SEEN, UNSEEN
 from mesc3d.errors import BadInputError
+from mesc3d.table_ids import TABLE_FILES
 from mesc3d.table_render import Column, Table, latex_escape
 
 log = logging.getLogger(__name__)
@@ -51,17 +52,17 @@ SHEET_COLUMNS = ("exp", "kind", "tables", "label")
 EVAL_COLUMNS = ("category", "cd_l1_x100", "cd_l2_x1000", "fscore")
 ZS_COLUMNS = ("category", "prior", "cd_l1_x100", "cd_l2_x1000", "fscore")
 CX_COLUMNS = ("exp", "prior", "n_points", "params_trainable", "params_total", "flops_per_image", "latency_s", "device")
-# sheet table id -> (file stem, caption head)
+# sheet table id -> (file stem, caption head); ids and stems: mesc3d/table_ids.py
 ABLATIONS = {
-    "tab4": ("table4_encoder", "Image-encoder ablation (paper Tab. 4: ESM only, no prompt)."),
-    "tab5": ("table5_stage1", "Stage-1 (3DSPL) strategy ablation (paper Tab. 5; our variants differ "
+    "tab4": (TABLE_FILES["tab4"], "Image-encoder ablation (paper Tab. 4: ESM only, no prompt)."),
+    "tab5": (TABLE_FILES["tab5"], "Stage-1 (3DSPL) strategy ablation (paper Tab. 5; our variants differ "
                               "from the paper's, whose rows are quoted for reference only)."),
-    "tab6": ("table6_injection", "How the text prior is injected (paper Tab. 6)."),
-    "tab7": ("table7_mit", "MIT heads/depth (paper Tab. 7; two check-mark columns of the paper were lost "
+    "tab6": (TABLE_FILES["tab6"], "How the text prior is injected (paper Tab. 6)."),
+    "tab7": (TABLE_FILES["tab7"], "MIT heads/depth (paper Tab. 7; two check-mark columns of the paper were lost "
                            "in extraction, shown as variants a/b)."),
-    "esm_variant": ("esm_variant", "ESM wiring: the paper's 6 stages vs. the released code's 5; clamped "
+    "esm_variant": (TABLE_FILES["esm_variant"], "ESM wiring: the paper's 6 stages vs. the released code's 5; clamped "
                                    "selection maps. The paper has no numbers for this."),
-    "seeds": ("seeds", "Seed variation of the main model (the paper reports a single seed)."),
+    "seeds": (TABLE_FILES["seeds"], "Seed variation of the main model (the paper reports a single seed)."),
 }
 
 
@@ -116,11 +117,16 @@ class ResultStore:
     def label(self, exp: str) -> str:
         return str(self.sheet.loc[exp, "label"])
 
-    def uses_prior(self, exp: str) -> bool:
+    def uses_prior(self, exp: str) -> bool | None:
+        """ExperimentCfg.uses_prior of the run's resolved config (results/configs/{exp}.yaml); None
+        when that file is absent."""
+        from mesc3d.config import load_config
+
         row = self.sheet.loc[exp]
         if row["kind"] == "alias" and row["same_as"] in self.sheet.index:
-            row = self.sheet.loc[row["same_as"]]
-        return "model.prior_injection=none" not in row["overrides"].replace(" ", "")
+            exp = row["same_as"]
+        path = self.results / "configs" / f"{exp}.yaml"
+        return load_config(path).uses_prior if path.is_file() else None
 
     def _read(self, path: Path, required, numeric) -> pd.DataFrame | None:
         if path not in self._cache:

@@ -68,3 +68,27 @@ def tower():
     from mesc3d.models.text_towers import build_tower
 
     return build_tower("open_clip", "ViT-B-16", "")
+
+
+@pytest.fixture(scope="session")
+def smoke_run(tmp_path_factory):
+    """A copy of the working tree (tracked + untracked, not ignored) with the smoke DAG run to completion,
+    once per session (tests/test_workflow.py and tests/test_invalidation.py share it).  The DAG and the
+    jobs use the copy's package (PYTHONPATH), and every stage records its config reads under reads/."""
+    import shutil
+    import subprocess
+
+    dst = tmp_path_factory.mktemp("smoke")
+    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    env = {**os.environ, "PYTHONPATH": str(dst), "MESC3D_RECORD_CONFIG_READS": str(dst / "reads")}
+    res = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml", "--cores", "2"],
+                         cwd=dst, env=env, capture_output=True, text=True, timeout=1500)
+    if res.returncode != 0:
+        raise AssertionError(f"smoke run failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
+    return dst, res

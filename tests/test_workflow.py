@@ -1,11 +1,9 @@
-"""The Snakemake DAG: lint, the named targets' plans, the smoke run end to end, and rerun semantics
-(editing one sheet row plans only that run's chain + tables; editing a model source file plans the
-trainings that use it, not the data)."""
+"""The Snakemake DAG: lint, the named targets' plans, the smoke run end to end (rerun semantics:
+tests/test_invalidation.py)."""
 
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -98,18 +96,8 @@ def test_real_data_overlay_plans_downloads():
 
 
 @pytest.fixture(scope="module")
-def smoke_copy(tmp_path_factory):
-    """A copy of the repository (tracked files) with the smoke configuration run to completion."""
-    dst = tmp_path_factory.mktemp("repo")
-    files = subprocess.run(["git", "ls-files", "-z"], cwd=REPO, capture_output=True, text=True,
-                           check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
-    res = run_smk(dst, "--configfile", "config/smoke.yaml", "--cores", "2", timeout=1500)
-    return dst, res
+def smoke_copy(smoke_run):
+    return smoke_run  # tests/conftest.py: one smoke run per session
 
 
 @pytest.mark.slow
@@ -132,35 +120,4 @@ def test_smoke_run_produces_every_table(smoke_copy):
     assert rules <= set(done), rules - set(done)
     assert plan(dst, "--configfile", "config/smoke.yaml") == []  # nothing left to do
 
-
-@pytest.mark.slow
-def test_editing_one_row_reruns_only_that_run(smoke_copy):
-    dst, _ = smoke_copy
-    tsv = dst / "config/smoke_experiments.tsv"
-    original = tsv.read_text()
-    tsv.write_text(original.replace("prompt.n_deep=0", "prompt.n_deep=1"))
-    try:
-        jobs = set(plan(dst, "--configfile", "config/smoke.yaml"))
-    finally:
-        tsv.write_text(original)
-    exp = "exp=tab5_shallow"
-    assert jobs == {("resolve_config", exp), ("pretrain_prompt", "pkey=tab5_shallow"), ("train", exp),
-                    ("evaluate", exp), ("table", "table=table5_stage1"), ("tables", ""), ("compute_cost", ""),
-                    ("all", "")}, jobs
-
-
-@pytest.mark.slow
-def test_editing_a_model_source_reruns_the_trainings(smoke_copy):
-    dst, _ = smoke_copy
-    src = dst / "mesc3d/models/esm.py"
-    original = src.read_text()
-    src.write_text(original + "\n# an edit\n")
-    try:
-        jobs = plan(dst, "--configfile", "config/smoke.yaml")
-    finally:
-        src.write_text(original)
-    trained = {w for r, w in jobs if r == "train"}
-    rows = sheet("config/smoke_experiments.tsv")
-    assert trained == {f"exp={e}" for e in rows[rows.kind == "mesc3d"].exp}
-    rules = {r for r, _ in jobs}
-    assert not rules & {"synth", "prepare", "pretrain_pointmae", "cache_features", "pretrain_prompt", "baseline"}
+# What each edit reruns (sheet rows, config keys, code): tests/test_invalidation.py

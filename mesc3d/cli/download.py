@@ -138,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{urls[0]}: cannot infer a file name from this URL; pass --name")
     sha = _none_if_null(args.sha256)
     size_s = _none_if_null(args.size)
+    if size_s is not None and not size_s.isdigit():
+        raise ConfigError(f"mesc3d download: --size {size_s!r} is not a byte count (a non-negative integer or null)")
     size = int(size_s) if size_s is not None else None
+    if args.strip_components != "auto" and not str(args.strip_components).isdigit():
+        raise ConfigError(f"mesc3d download: --strip-components {args.strip_components!r} is not 'auto' or a "
+                          "non-negative integer")
     sha_source = "given" if sha else "unverified"
     if args.lock is not None and sha is None:
         entry = read_lock(args.lock).get(name)

@@ -72,13 +72,16 @@ def main(argv: list[str] | None = None) -> int:
     from mesc3d.data.priors import prior_table
     from mesc3d.engine.runtime import load_trained, pick_device
 
+    from mesc3d.config_slices import check_same_run
+
+    cfg = load_config(args.config, args.set)
     device = pick_device("auto")
     model, trained_cfg, _meta = load_trained(args.model, device)
-    cfg = load_config(args.config, args.set)
+    check_same_run(trained_cfg, cfg, args.model)  # a result is labelled by the model that made it
     categories = list(cfg.data.categories)
     dataset = ReconDataset(args.split, cfg.data, categories, train=False)
     table = None
-    if cfg.model.prior_injection != "none":
+    if cfg.uses_prior:
         if not args.prompts:
             raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
         table = prior_table(args.prompts, categories).to(device)

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     train_set = ReconDataset(args.train, cfg.data, categories, train=True)
     val_set = ReconDataset(args.val, cfg.data, categories, train=False)
     table = None
-    if cfg.model.prior_injection != "none":
+    if cfg.uses_prior:
         if not args.prompts:
             raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
         table = prior_table(args.prompts, categories)  # (C, D), row = class id

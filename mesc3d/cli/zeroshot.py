@@ -51,20 +51,24 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device("auto")
     cfg = load_config(args.config, args.set)
     cfg_wo = load_config(args.config_without)
-    if cfg.model.prior_injection == "none":
+    if not cfg.uses_prior:
         raise ConfigError(f"{args.config}: the 'with prior' run has model.prior_injection=none")
-    if cfg_wo.model.prior_injection != "none":
+    if cfg_wo.uses_prior:
         raise ConfigError(f"{args.config_without}: the 'without prior' run uses a prior")
     unseen = list(cfg.data.unseen_categories)
     dataset = ReconDataset(args.split, cfg.data, unseen, train=False)
     table = prior_table(args.prompts, unseen).to(device)  # (U, D), row = class id
     out = Path(args.out)
 
+    from mesc3d.config_slices import check_same_run
+
+    model, trained, _ = load_trained(args.model, device)
+    model_wo, trained_wo, _ = load_trained(args.model_without, device)
+    check_same_run(trained, cfg, args.model)  # before any output is written
+    check_same_run(trained_wo, cfg_wo, args.model_without)
     frames = []
-    model, _, _ = load_trained(args.model, device)
     frames.append(run_evaluation(model, cfg, dataset, table, out, device, categories=unseen, tag="_with")
                   .assign(prior="with"))
-    model_wo, _, _ = load_trained(args.model_without, device)
     frames.append(run_evaluation(model_wo, cfg_wo, dataset, None, out, device, categories=unseen,
                                  tag="_without").assign(prior="without"))
     per_cat = pd.concat(frames, ignore_index=True)

@@ -51,8 +51,10 @@ def write_feature_cache(path: str | Path, features: np.ndarray, shape_ids: Seque
     class_ids = np.asarray(class_ids, dtype=np.int64)
     if len(shape_ids) != s or class_ids.shape != (s,):
         raise ValueError(f"shape_ids/class_ids must have {s} rows, got {len(shape_ids)} / {class_ids.shape}")
-    if dtype not in ("float32", "float16"):
-        raise ValueError(f"dtype must be float32 or float16, got {dtype!r}")
+    from mesc3d.config import ENUMS
+
+    if dtype not in ENUMS["prompt.feature_dtype"]:
+        raise ValueError(f"dtype must be one of {list(ENUMS['prompt.feature_dtype'])}, got {dtype!r}")
     str_dt = h5py.string_dtype("utf-8")
     chunks = (max(1, min(chunk_rows, s)), features.shape[1]) if s else None
     with atomic_path(path) as tmp:

@@ -31,7 +31,7 @@ import logging
 import torch
 from torch import nn
 
-from mesc3d.config import ExperimentCfg
+from mesc3d.config import ENUMS, ExperimentCfg
 from mesc3d.errors import ConfigError
 from mesc3d.models.decoder import build_decoder, fibonacci_sphere
 from mesc3d.models.image_encoder import build_image_encoder
@@ -40,7 +40,7 @@ from mesc3d.models.point_mae import LoadReport, PointMAEEncoder, load_pointmae_c
 
 log = logging.getLogger(__name__)
 
-PRIOR_MODES = ("concat_after_mit", "add", "concat_before_mit", "fuse_in_mit", "none")
+PRIOR_MODES = ENUMS["model.prior_injection"]  # one list of the modes: mesc3d.config
 
 
 def count_parameters(module: nn.Module | None, trainable_only: bool = False) -> int:

@@ -1,21 +1,36 @@
 # Helpers only: config validation, the experiments sheet, wildcard constraints, input functions.
 import json
 import shlex
+import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pandas as pd
 from snakemake.utils import validate
 
-from mesc3d.config import deep_merge, from_dict, parse_overrides
-
 REPO = Path(workflow.basedir)
+sys.path.insert(0, str(REPO))  # the DAG is built with the package of the repository it lives in
+
+from mesc3d import codedeps
+from mesc3d.config import deep_merge, from_dict, parse_overrides, to_dict
+from mesc3d.config_slices import stage_files, stage_json
+from mesc3d.errors import UserFacingError
+from mesc3d.table_ids import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, check_table_ids
+from mesc3d.tables import load_sheet
 
 validate(config, schema="../schemas/config.schema.yaml")
 
-EXPERIMENTS = (
-    pd.read_csv(config["experiments"], sep="\t", dtype=str, keep_default_na=False)
-    .set_index("exp", drop=False)
-)
+# one reader for the sheet (missing columns, duplicate names -> one-line error naming the file)
+def fail(err):
+    """Bad workflow input: one line naming the file/key/row, before any job runs (no traceback)."""
+    print(f"mesc3d workflow: error: {err}", file=sys.stderr)
+    sys.exit(1)
+
+
+try:
+    EXPERIMENTS = load_sheet(config["experiments"])
+except UserFacingError as err:
+    fail(err)
 for _, _row in EXPERIMENTS.iterrows():
     validate(_row.to_dict(), schema="../schemas/experiments.schema.yaml")
 
@@ -41,18 +56,41 @@ def run_config_dict(exp):
     return deep_merge(deep_merge(config["base"], row_overrides(exp)), {"name": exp})
 
 
+@lru_cache(maxsize=None)
 def run_config(exp):
     return from_dict(run_config_dict(exp), source=f"{config['experiments']}:{exp}")
 
 
 # Validate every row once at parse time, so a bad sheet fails before any job runs.
-for _exp in EXPERIMENTS.index:
-    if EXPERIMENTS.loc[_exp, "kind"] == "alias":
-        _target = EXPERIMENTS.loc[_exp, "same_as"]
-        if _target not in EXPERIMENTS.index or EXPERIMENTS.loc[_target, "kind"] == "alias":
-            raise ValueError(f"{config['experiments']}: alias {_exp!r} needs same_as = a non-alias run")
-    else:
-        run_config(_exp)
+def _check_rows():
+    for exp in EXPERIMENTS.index:
+        if EXPERIMENTS.loc[exp, "kind"] == "alias":
+            target = EXPERIMENTS.loc[exp, "same_as"]
+            if target not in EXPERIMENTS.index or EXPERIMENTS.loc[target, "kind"] == "alias":
+                raise ValueError(f"{config['experiments']}: alias {exp!r} needs same_as = a non-alias run")
+        else:
+            run_config(exp)
+    check_table_ids(config.get("tables", []), "config key `tables`")
+    for exp, row in EXPERIMENTS.iterrows():
+        check_table_ids([t for t in row["tables"].split(",") if t], f"{config['experiments']}: row {exp!r}")
+    for key in ("with_prior", "without_prior"):
+        exp = config["zeroshot"][key]
+        if exp not in EXPERIMENTS.index or EXPERIMENTS.loc[exp, "kind"] != "mesc3d":
+            raise ValueError(f"zeroshot.{key}: {exp!r} is not a kind=mesc3d row of {config['experiments']}")
+        if run_config(exp).uses_prior != (key == "with_prior"):
+            raise ValueError(f"zeroshot.{key}: run {exp!r} {'does not use' if key == 'with_prior' else 'uses'} "
+                             "the text prior (model.prior_injection)")
+    # the zero-shot table shows the pair the DAG evaluates: its sheet rows must be exactly with_prior
+    tagged = [e for e, r in EXPERIMENTS.iterrows() if "zeroshot" in r["tables"].split(",")]
+    if tagged and tagged != [config["zeroshot"]["with_prior"]]:
+        raise ValueError(f"{config['experiments']}: rows {tagged} are in table zeroshot, but the workflow "
+                         f"evaluates zeroshot.with_prior = {config['zeroshot']['with_prior']!r}")
+
+
+try:
+    _check_rows()
+except (UserFacingError, ValueError) as err:
+    fail(err)
 
 
 def exps(kind=None, table=None):
@@ -72,12 +110,17 @@ def selected_tables():
 
 
 def uses_prior(exp):
-    return run_config(exp).model.prior_injection != "none"
+    return run_config(exp).uses_prior
 
 
 def prompt_key(exp):
     """Stage-1 runs are shared: rows that do not touch prompt.* use the `default` prompts."""
     return exp if "prompt" in row_overrides(exp) else "default"
+
+
+def prompt_exp(pkey):
+    """The run whose prompt.* settings a stage-1 key stands for (`default` = the base)."""
+    return "_base" if pkey == "default" else pkey
 
 
 def prompt_config(wildcards):
@@ -94,42 +137,37 @@ def prompts_arg(wildcards, input):
 
 
 def resolve_args(wildcards):
-    """Shell-quoted JSON of the run config: a param, so only the edited row's job reruns."""
-    return shlex.quote(json.dumps(run_config_dict(wildcards.exp), sort_keys=True))
+    """Shell-quoted JSON of the *resolved* run config (presets and defaults applied): a param, so the
+    file is rewritten when an effective value changes.  Consumers take it as ancient() input and
+    depend on their own slice (stage_cfg), so rewriting it reruns only the stages whose keys changed."""
+    return shlex.quote(json.dumps(to_dict(run_config(wildcards.exp)), sort_keys=True))
 
 
-def sources(*paths):
-    """Package source files the job depends on; checksum-compared, so edits trigger reruns.
+def stage_cfg(stage, exp=None):
+    """Rerun trigger (a param): canonical JSON of the resolved keys `stage` reads
+    (mesc3d.config_slices.STAGES).  `exp` is a run name, or None for a wildcard {exp}."""
+    if exp is not None:
+        return stage_json(run_config(exp), stage)
+    return lambda wc: stage_json(run_config(wc.exp), stage)
 
-    Relative to the working directory when the run happens in the repository, absolute otherwise
-    (``--directory elsewhere``), so both find the files.
-    """
-    files = []
-    for p in paths:
-        path = REPO / p
-        files += sorted(path.rglob("*.py")) if path.is_dir() else [path]
-    cwd = Path.cwd().resolve()
-    return [str(f.relative_to(cwd)) if f.is_relative_to(cwd) else str(f) for f in files]
+
+def stage_inputs(stage, exp=None):
+    """Files the stage loads because its config names them (path keys: weights, checkpoints)."""
+    if exp is not None:
+        return stage_files(run_config(exp), stage)
+    return lambda wc: stage_files(run_config(wc.exp), stage)
+
+
+def code(command):
+    """Rerun trigger (a param): fingerprint of what `mesc3d <command>` imports inside the repository,
+    hashed over the AST without docstrings (mesc3d.codedeps): comments and docstrings plan nothing."""
+    return codedeps.fingerprint(f"mesc3d.cli.{command.replace('-', '_')}", root=REPO)
 
 
 def eval_target(exp):
     return f"results/eval/{exp}/per_category.csv"
 
 
-# sheet table id -> file name in results/tables/
-TABLE_FILES = {
-    "table1": "table1_shapenet",
-    "table3": "table3_ablation",
-    "tab4": "table4_encoder",
-    "tab5": "table5_stage1",
-    "tab6": "table6_injection",
-    "tab7": "table7_mit",
-    "esm_variant": "esm_variant",
-    "seeds": "seeds",
-    "zeroshot": "zeroshot",
-    "complexity": "complexity",
-}
-TABLE_IDS = {v: k for k, v in TABLE_FILES.items()}
 
 
 def table_inputs(table):
@@ -199,9 +237,6 @@ def download_args(name):
 # ------------------------------------------------------------------ run selection
 def _names(kind):
     return "|".join(exps(kind=kind)) or "NO_SUCH_RUN"
-
-
-ABLATION_TABLES = ["table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds"]
 
 
 def encoder_ckpt():

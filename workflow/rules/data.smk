@@ -10,10 +10,7 @@ rule synth:
         dense=config["synthetic"]["dense_points"],
         seed=config["synthetic"]["seed"],
         cats=category_args(),
-    input:
-        code=sources("mesc3d/data/primitives.py", "mesc3d/data/shapes.py", "mesc3d/data/shapes_seen.py",
-                     "mesc3d/data/shapes_furniture.py", "mesc3d/data/shapes_unseen.py", "mesc3d/data/render.py",
-                     "mesc3d/data/sampling.py", "mesc3d/data/synthetic.py", "mesc3d/cli/synth.py"),
+        code=code("synth"),
     log:
         "logs/synth.log",
     benchmark:
@@ -48,7 +45,7 @@ rule resolve_base_config:
     output:
         "results/configs/_base.yaml",
     params:
-        cfg=lambda wc: shlex.quote(json.dumps(run_config_dict("_base"), sort_keys=True)),
+        cfg=lambda wc: shlex.quote(json.dumps(to_dict(run_config("_base")), sort_keys=True)),
     log:
         "logs/resolve_config/_base.log",
     localrule: True
@@ -75,9 +72,10 @@ rule resolve_config:
 rule prepare:
     input:
         root=data_root_input(),
-        cfg="results/configs/_base.yaml",
-        code=sources("mesc3d/data/shapenet.py", "mesc3d/data/pix3d.py", "mesc3d/data/sampling.py",
-                     "mesc3d/data/images.py", "mesc3d/cli/prepare.py"),
+        cfg=ancient("results/configs/_base.yaml"),
+    params:
+        cfg=stage_cfg("prepare", "_base"),
+        code=code("prepare"),
     output:
         train="results/data/train.npz",
         val="results/data/val.npz",
@@ -101,9 +99,9 @@ rule prepare:
 rule contact_sheet:
     input:
         root=data_root_input(),
-        code=sources("mesc3d/cli/contact_sheet.py"),
     params:
         root=lambda wc: config["base"]["data"]["root"],
+        code=code("contact-sheet"),
     output:
         report("results/figures/contact_sheet.png", caption="../report/contact_sheet.rst", category="Data"),
     log:

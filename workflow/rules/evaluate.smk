@@ -5,12 +5,11 @@
 
 rule evaluate:
     input:
-        cfg="results/configs/{exp}.yaml",
+        cfg=ancient("results/configs/{exp}.yaml"),
         model="results/train/{exp}/model.pt",
         split="results/data/test.npz",
         prompts=lambda wc: prompts_for(wc.exp),
-        code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/metrics.py", "mesc3d/data/dataset.py",
-                     "mesc3d/engine", "mesc3d/viz.py", "mesc3d/cli/evaluate.py"),
+        files=stage_inputs("evaluate"),
     output:
         per_category=report("results/eval/{exp}/per_category.csv", category="Evaluation",
                             subcategory="{exp}"),
@@ -18,6 +17,8 @@ rule evaluate:
         figure=report("results/eval/{exp}/samples.png", category="Evaluation", subcategory="{exp}"),
     params:
         prompts=prompts_arg,
+        cfg=stage_cfg("evaluate"),
+        code=code("evaluate"),
     wildcard_constraints:
         exp=_names("mesc3d"),
     log:
@@ -37,15 +38,16 @@ rule evaluate:
 
 rule baseline:
     input:
-        cfg="results/configs/{exp}.yaml",
+        cfg=ancient("results/configs/{exp}.yaml"),
         train="results/data/train.npz",
         split="results/data/test.npz",
-        code=sources("mesc3d/baselines.py", "mesc3d/metrics.py", "mesc3d/ops", "mesc3d/cli/baseline.py"),
     output:
         per_category="results/eval/{exp}/per_category.csv",
         per_shape="results/eval/{exp}/per_shape.csv",
     params:
         kind=lambda wc: EXPERIMENTS.loc[wc.exp, "kind"],
+        cfg=stage_cfg("baseline"),
+        code=code("baseline"),
     wildcard_constraints:
         exp=_names(["retrieval", "class_mean"]),
     log:
@@ -81,14 +83,17 @@ rule alias:
 
 rule zeroshot_eval:
     input:
-        cfg="results/configs/{exp}.yaml",
+        cfg=ancient("results/configs/{exp}.yaml"),
         model="results/train/{exp}/model.pt",
         prompts=lambda wc: prompts_for(wc.exp),
-        cfg_without=f"results/configs/{config['zeroshot']['without_prior']}.yaml",
+        cfg_without=ancient(f"results/configs/{config['zeroshot']['without_prior']}.yaml"),
         model_without=f"results/train/{config['zeroshot']['without_prior']}/model.pt",
         split="results/data/zeroshot.npz",
-        code=sources("mesc3d/models", "mesc3d/metrics.py", "mesc3d/data/dataset.py", "mesc3d/engine",
-                     "mesc3d/cli/zeroshot.py"),
+        files=lambda wc: stage_inputs("zeroshot", wc.exp) + stage_inputs("zeroshot", config["zeroshot"]["without_prior"]),
+    params:
+        cfg=stage_cfg("zeroshot"),
+        cfg_without=stage_cfg("zeroshot", config["zeroshot"]["without_prior"]),
+        code=code("zeroshot"),
     output:
         per_category=report("results/zeroshot/{exp}/per_category.csv", category="Zero-shot"),
         figure=report("results/zeroshot/{exp}/samples.png", category="Zero-shot"),
@@ -112,8 +117,11 @@ rule zeroshot_eval:
 
 rule complexity_run:
     input:
-        cfg="results/configs/{exp}.yaml",
-        code=sources("mesc3d/models", "mesc3d/cli/complexity.py"),
+        cfg=ancient("results/configs/{exp}.yaml"),
+        files=stage_inputs("complexity"),
+    params:
+        cfg=stage_cfg("complexity"),
+        code=code("complexity"),
     output:
         "results/complexity/{exp}.csv",
     wildcard_constraints:

@@ -5,10 +5,12 @@
 
 rule pretrain_pointmae:
     input:
-        cfg="results/configs/_base.yaml",
+        cfg=ancient("results/configs/_base.yaml"),
         train="results/data/train.npz",
-        code=sources("mesc3d/models/point_mae.py", "mesc3d/models/point_mae_pretrain.py",
-                     "mesc3d/models/layers.py", "mesc3d/ops", "mesc3d/cli/pretrain_pointmae.py"),
+        files=stage_inputs("pretrain_pointmae", "_base"),
+    params:
+        cfg=stage_cfg("pretrain_pointmae", "_base"),
+        code=code("pretrain-pointmae"),
     output:
         "results/pointmae/encoder.pt",
     log:
@@ -28,12 +30,13 @@ rule pretrain_pointmae:
 
 rule cache_features:
     input:
-        cfg="results/configs/_base.yaml",
+        cfg=ancient("results/configs/_base.yaml"),
         split="results/data/{split}.npz",
         encoder=encoder_ckpt(),
-        code=sources("mesc3d/models/point_mae.py", "mesc3d/models/layers.py", "mesc3d/ops",
-                     "mesc3d/cli/cache_features.py",
-                     "mesc3d/data/feature_cache.py"),
+        files=stage_inputs("cache_features", "_base"),
+    params:
+        cfg=stage_cfg("cache_features", "_base"),
+        code=code("cache-features"),
     output:
         "results/features/{split}.h5",
     log:
@@ -53,12 +56,13 @@ rule cache_features:
 
 rule pretrain_prompt:
     input:
-        cfg=prompt_config,
+        cfg=lambda wc: ancient(prompt_config(wc)),
         train="results/features/train.h5",
         val="results/features/val.h5",
-        code=sources("mesc3d/models/text_prompt.py", "mesc3d/models/text_towers.py",
-                     "mesc3d/models/prompt_stage1.py", "mesc3d/data/feature_cache.py",
-                     "mesc3d/cli/pretrain_prompt.py"),
+        files=lambda wc: stage_inputs("pretrain_prompt", prompt_exp(wc.pkey)),
+    params:
+        cfg=lambda wc: stage_cfg("pretrain_prompt", prompt_exp(wc.pkey)),
+        code=code("pretrain-prompt"),
     output:
         prompts="results/pretrain/{pkey}/prompts.pt",
         retrieval=report("results/pretrain/{pkey}/retrieval.csv", category="Stage 1"),

@@ -8,13 +8,13 @@ rule table:
         # the sheet's rows of this table are a param (below), so editing another row does not
         # rebuild this table; the file itself only needs to exist
         sheet=ancient(config["experiments"]),
-        code=sources("mesc3d/tables.py", "mesc3d/table_render.py", "mesc3d/paper_numbers.py", "mesc3d/cli/tables.py"),
     output:
         csv=report("results/tables/{table}.csv", category="Tables", subcategory="{table}"),
         tex="results/tables/{table}.tex",
         md="results/tables/{table}.md",
     params:
         rows=lambda wc: table_rows(TABLE_IDS[wc.table]),
+        code=code("tables"),
     wildcard_constraints:
         table="|".join(TABLE_FILES.values()),
     log:
@@ -31,7 +31,8 @@ rule tables:
     input:
         [f"results/tables/{TABLE_FILES[t]}.tex" for t in selected_tables()],
         sheet=ancient(config["experiments"]),
-        code=sources("mesc3d/tables.py", "mesc3d/table_render.py", "mesc3d/cli/tables.py"),
+    params:
+        code=code("tables"),
     output:
         tex="results/tables/all.tex",
         long="results/tables/tables_long.csv",
@@ -47,7 +48,8 @@ rule tables:
 rule compute_cost:
     input:
         "results/tables/all.tex",
-        code=sources("mesc3d/cli/compute_cost.py"),
+    params:
+        code=code("compute-cost"),
     output:
         csv=report("results/tables/compute_cost.csv", category="Tables"),
         md="results/tables/compute_cost.md",

@@ -5,18 +5,19 @@
 
 rule train:
     input:
-        cfg="results/configs/{exp}.yaml",
+        cfg=ancient("results/configs/{exp}.yaml"),
         train="results/data/train.npz",
         val="results/data/val.npz",
         encoder=encoder_ckpt(),
         prompts=lambda wc: prompts_for(wc.exp),
-        code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/data/dataset.py", "mesc3d/engine",
-                     "mesc3d/cli/train.py"),
+        files=stage_inputs("train"),
     output:
         model="results/train/{exp}/model.pt",
         metrics="results/train/{exp}/metrics.csv",
     params:
         prompts=prompts_arg,
+        cfg=stage_cfg("train"),
+        code=code("train"),
         # one process per GPU inside the job (DistributedDataParallel); plain `mesc3d` otherwise
         launcher=lambda wc, resources: (
             "mesc3d" if resources.gpu <= 1

