@@ -20,6 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]  # default root: the repository holding mesc3d/ and cuda_ext/
 FIRST_PARTY = ("mesc3d", "cuda_ext")
+# Modules whose effect on a result is entirely through the resolved config values, which every rule
+# compares key by key (mesc3d/config_slices.py): editing a preset or a default must rerun only the
+# stages whose effective keys changed, not every stage that imports the config machinery.
+CONFIG_MODULES = ("mesc3d.config", "mesc3d.config_slices", "mesc3d.config_reads")
 # modules that load files by path (no import statement to follow): module -> glob under ROOT
 LOADS_BY_PATH = {"mesc3d.ops.dispatch": ("cuda_ext/*.py", "cuda_ext/*.cu", "cuda_ext/*.cpp")}
 
@@ -117,6 +121,8 @@ def fingerprint(module: str, root: Path = ROOT) -> str:
     h = hashlib.sha256()
     names = closure(module, root)
     for name in names:
+        if name in CONFIG_MODULES:
+            continue
         h.update(f"{name}:{_file_info(module_file(name, root))[0]}\n".encode())
     for path in _loaded_files(names, root):
         st = path.stat()

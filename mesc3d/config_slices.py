@@ -39,7 +39,7 @@ STAGES: dict[str, tuple[str, ...]] = {
     "complexity": (*_RUN, "preset", "data", "model", "prompt", "train.device", "eval.latency_repeats"),
 }
 # stages that read prompt.* only when the run uses the text prior (ExperimentCfg.uses_prior)
-PRIOR_ONLY = {"train": "prompt", "evaluate": "prompt"}
+PRIOR_ONLY = {"train": "prompt", "evaluate": "prompt", "zeroshot": "prompt"}
 
 
 def _covers(prefixes: tuple[str, ...], key: str) -> bool:
@@ -84,6 +84,19 @@ def stage_slice(cfg: Any, stage: str) -> dict[str, Any]:
     if stage in PRIOR_ONLY and not cfg.uses_prior:
         prefixes = tuple(p for p in prefixes if not _covers((PRIOR_ONLY[stage],), p))
     return {k: v for k, v in sorted(flatten(data).items()) if _covers(prefixes, k)}
+
+
+def stage_dict(cfg: Any, stage: str) -> dict[str, Any]:
+    """A stage's slice as a nested dict: what ``mesc3d resolve-config --json`` turns into the stage's
+    config file (keys outside the slice take their defaults there; the stage never reads them)."""
+    out: dict[str, Any] = {}
+    for key, value in stage_slice(cfg, stage).items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 def stage_json(cfg: Any, stage: str) -> str:
@@ -140,16 +153,17 @@ def stage_files(cfg: Any, stage: str) -> list[str]:
 RUNTIME_ONLY = ("name", "train.device", "train.num_workers", "train.checkpoint_minutes", "eval.batch_size")
 
 
-def check_same_run(trained: Any, cfg: Any, model_path: str) -> None:
+def check_same_run(trained: Any, cfg: Any, model_path: str, stage: str = "evaluate") -> None:
     """Refuse to evaluate a model under a config it was not trained with (it would be mislabelled).
 
-    ``trained`` is the config stored in ``model.pt``; keys of the train slice must agree, except the
+    ``trained`` is the config stored in ``model.pt`` (the train slice), ``cfg`` the evaluating stage's;
+    the keys both slices hold must agree (data, model, the prompt when used, seed), except the
     runtime-only ones.  Raises ConfigError naming up to five differing keys.
     """
     from mesc3d.errors import ConfigError
 
-    a, b = stage_slice(trained, "train"), stage_slice(cfg, "train")
-    diff = [k for k in sorted(set(a) | set(b)) if not _covers(RUNTIME_ONLY, k) and a.get(k) != b.get(k)]
+    a, b = stage_slice(trained, "train"), stage_slice(cfg, stage)
+    diff = [k for k in sorted(set(a) & set(b)) if not _covers(RUNTIME_ONLY, k) and a[k] != b[k]]
     if diff:
         shown = ", ".join(f"{k}: model {a.get(k)!r} vs config {b.get(k)!r}" for k in diff[:5])
         more = f" (+{len(diff) - 5} more)" if len(diff) > 5 else ""

@@ -118,14 +118,14 @@ class ResultStore:
         return str(self.sheet.loc[exp, "label"])
 
     def uses_prior(self, exp: str) -> bool | None:
-        """ExperimentCfg.uses_prior of the run's resolved config (results/configs/{exp}.yaml); None
-        when that file is absent."""
+        """ExperimentCfg.uses_prior of the run's resolved config (results/configs/complexity/{exp}.yaml,
+        which the complexity rows come from); None when that file is absent."""
         from mesc3d.config import load_config
 
         row = self.sheet.loc[exp]
         if row["kind"] == "alias" and row["same_as"] in self.sheet.index:
             exp = row["same_as"]
-        path = self.results / "configs" / f"{exp}.yaml"
+        path = self.results / "configs" / "complexity" / f"{exp}.yaml"
         return load_config(path).uses_prior if path.is_file() else None
 
     def _read(self, path: Path, required, numeric) -> pd.DataFrame | None:

@@ -114,7 +114,7 @@ def test_smoke_run_produces_every_table(smoke_copy):
     assert set(zs.prior) == {"with", "without"}
     # every rule of the workflow ran at least once
     done = Counter(re.findall(r"Finished jobid: \d+ \(Rule: (\w+)\)", res.stdout + res.stderr))
-    rules = {"synth", "prepare", "resolve_config", "resolve_base_config", "contact_sheet", "pretrain_pointmae",
+    rules = {"synth", "prepare", "resolve_config", "contact_sheet", "pretrain_pointmae",
              "cache_features", "pretrain_prompt", "train", "evaluate", "baseline", "alias", "zeroshot_eval",
              "complexity_run", "table", "tables", "compute_cost"}
     assert rules <= set(done), rules - set(done)

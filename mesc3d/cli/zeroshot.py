@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
 
     model, trained, _ = load_trained(args.model, device)
     model_wo, trained_wo, _ = load_trained(args.model_without, device)
-    check_same_run(trained, cfg, args.model)  # before any output is written
-    check_same_run(trained_wo, cfg_wo, args.model_without)
+    check_same_run(trained, cfg, args.model, "zeroshot")  # before any output is written
+    check_same_run(trained_wo, cfg_wo, args.model_without, "zeroshot")
     frames = []
     frames.append(run_evaluation(model, cfg, dataset, table, out, device, categories=unseen, tag="_with")
                   .assign(prior="with"))

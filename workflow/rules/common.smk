@@ -12,8 +12,8 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))  # the DAG is built with the package of the repository it lives in
 
 from mesc3d import codedeps
-from mesc3d.config import deep_merge, from_dict, parse_overrides, to_dict
-from mesc3d.config_slices import stage_files, stage_json
+from mesc3d.config import deep_merge, from_dict, parse_overrides
+from mesc3d.config_slices import STAGES, stage_dict, stage_files
 from mesc3d.errors import UserFacingError
 from mesc3d.table_ids import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, check_table_ids
 from mesc3d.tables import load_sheet
@@ -123,11 +123,6 @@ def prompt_exp(pkey):
     return "_base" if pkey == "default" else pkey
 
 
-def prompt_config(wildcards):
-    key = wildcards.pkey
-    return "results/configs/_base.yaml" if key == "default" else f"results/configs/{key}.yaml"
-
-
 def prompts_for(exp):
     return [f"results/pretrain/{prompt_key(exp)}/prompts.pt"] if uses_prior(exp) else []
 
@@ -136,19 +131,15 @@ def prompts_arg(wildcards, input):
     return f"--prompts {input.prompts}" if input.get("prompts") else ""
 
 
-def resolve_args(wildcards):
-    """Shell-quoted JSON of the *resolved* run config (presets and defaults applied): a param, so the
-    file is rewritten when an effective value changes.  Consumers take it as ancient() input and
-    depend on their own slice (stage_cfg), so rewriting it reruns only the stages whose keys changed."""
-    return shlex.quote(json.dumps(to_dict(run_config(wildcards.exp)), sort_keys=True))
+def stage_config(stage, exp=None):
+    """The config file a stage job reads: results/configs/{stage}/{exp}.yaml (rule resolve_config).
+    `exp` is a run name, "_base" for the shared stages, or None for the rule's {exp} wildcard."""
+    return f"results/configs/{stage}/{exp or '{exp}'}.yaml"
 
 
-def stage_cfg(stage, exp=None):
-    """Rerun trigger (a param): canonical JSON of the resolved keys `stage` reads
-    (mesc3d.config_slices.STAGES).  `exp` is a run name, or None for a wildcard {exp}."""
-    if exp is not None:
-        return stage_json(run_config(exp), stage)
-    return lambda wc: stage_json(run_config(wc.exp), stage)
+def stage_config_json(stage, exp):
+    """JSON of the resolved keys `stage` reads for run `exp` (mesc3d.config_slices.STAGES)."""
+    return json.dumps(stage_dict(run_config(exp), stage), sort_keys=True)
 
 
 def stage_inputs(stage, exp=None):
@@ -179,14 +170,13 @@ def table_inputs(table):
         files.append(eval_target(exp))
         if table == "complexity" and EXPERIMENTS.loc[exp, "kind"] == "mesc3d":
             files.append(f"results/complexity/{exp}.csv")
+            files.append(stage_config("complexity", exp))  # the table reads uses_prior from it
     return files
 
 
 def table_rows(table):
     """The sheet rows (all columns) a table is built from, as one string (a rerun trigger)."""
-    rows = [EXPERIMENTS.loc[e] for e in exps(table=table)]
-    if table == "zeroshot":
-        rows = [EXPERIMENTS.loc[config["zeroshot"][k]] for k in ("with_prior", "without_prior")]
+    rows = [EXPERIMENTS.loc[e] for e in exps(table=table)]  # zeroshot: = [with_prior] (checked above)
     return ";".join("|".join(str(v) for v in row.to_dict().values()) for row in rows)
 
 

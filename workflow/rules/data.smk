@@ -41,27 +41,19 @@ rule download:
         "mesc3d download {params.args} --name {wildcards.name} --out {wildcards.root} > {log} 2>&1"
 
 
-rule resolve_base_config:
-    output:
-        "results/configs/_base.yaml",
-    params:
-        cfg=lambda wc: shlex.quote(json.dumps(to_dict(run_config("_base")), sort_keys=True)),
-    log:
-        "logs/resolve_config/_base.log",
-    localrule: True
-    conda:
-        "../../environment.yml"
-    shell:
-        "mesc3d resolve-config --json {params.cfg} --out {output} > {log} 2>&1"
-
-
 rule resolve_config:
+    # results/configs/{stage}/{exp}.yaml: exactly the resolved keys `stage` reads (mesc3d/config_slices.py;
+    # the other keys at their defaults, unused).  Its params are those keys, so the file is rewritten,
+    # and the stage reruns, exactly when one of them changes.  {exp} = _base for the shared stages.
     output:
-        "results/configs/{exp}.yaml",
+        "results/configs/{stage}/{exp}.yaml",
     params:
-        cfg=resolve_args,
+        cfg=lambda wc: shlex.quote(stage_config_json(wc.stage, wc.exp)),
+    wildcard_constraints:
+        stage="|".join(STAGES),
+        exp="_base|[a-z][a-z0-9_]*",
     log:
-        "logs/resolve_config/{exp}.log",
+        "logs/resolve_config/{stage}/{exp}.log",
     localrule: True
     conda:
         "../../environment.yml"
@@ -72,9 +64,8 @@ rule resolve_config:
 rule prepare:
     input:
         root=data_root_input(),
-        cfg=ancient("results/configs/_base.yaml"),
+        cfg=stage_config("prepare", "_base"),
     params:
-        cfg=stage_cfg("prepare", "_base"),
         code=code("prepare"),
     output:
         train="results/data/train.npz",

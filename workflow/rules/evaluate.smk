@@ -5,7 +5,7 @@
 
 rule evaluate:
     input:
-        cfg=ancient("results/configs/{exp}.yaml"),
+        cfg=stage_config("evaluate"),
         model="results/train/{exp}/model.pt",
         split="results/data/test.npz",
         prompts=lambda wc: prompts_for(wc.exp),
@@ -17,7 +17,6 @@ rule evaluate:
         figure=report("results/eval/{exp}/samples.png", category="Evaluation", subcategory="{exp}"),
     params:
         prompts=prompts_arg,
-        cfg=stage_cfg("evaluate"),
         code=code("evaluate"),
     wildcard_constraints:
         exp=_names("mesc3d"),
@@ -38,7 +37,7 @@ rule evaluate:
 
 rule baseline:
     input:
-        cfg=ancient("results/configs/{exp}.yaml"),
+        cfg=stage_config("baseline"),
         train="results/data/train.npz",
         split="results/data/test.npz",
     output:
@@ -46,7 +45,6 @@ rule baseline:
         per_shape="results/eval/{exp}/per_shape.csv",
     params:
         kind=lambda wc: EXPERIMENTS.loc[wc.exp, "kind"],
-        cfg=stage_cfg("baseline"),
         code=code("baseline"),
     wildcard_constraints:
         exp=_names(["retrieval", "class_mean"]),
@@ -83,16 +81,14 @@ rule alias:
 
 rule zeroshot_eval:
     input:
-        cfg=ancient("results/configs/{exp}.yaml"),
+        cfg=stage_config("zeroshot"),
         model="results/train/{exp}/model.pt",
         prompts=lambda wc: prompts_for(wc.exp),
-        cfg_without=ancient(f"results/configs/{config['zeroshot']['without_prior']}.yaml"),
+        cfg_without=stage_config("zeroshot", config["zeroshot"]["without_prior"]),
         model_without=f"results/train/{config['zeroshot']['without_prior']}/model.pt",
         split="results/data/zeroshot.npz",
         files=lambda wc: stage_inputs("zeroshot", wc.exp) + stage_inputs("zeroshot", config["zeroshot"]["without_prior"]),
     params:
-        cfg=stage_cfg("zeroshot"),
-        cfg_without=stage_cfg("zeroshot", config["zeroshot"]["without_prior"]),
         code=code("zeroshot"),
     output:
         per_category=report("results/zeroshot/{exp}/per_category.csv", category="Zero-shot"),
@@ -117,10 +113,9 @@ rule zeroshot_eval:
 
 rule complexity_run:
     input:
-        cfg=ancient("results/configs/{exp}.yaml"),
+        cfg=stage_config("complexity"),
         files=stage_inputs("complexity"),
     params:
-        cfg=stage_cfg("complexity"),
         code=code("complexity"),
     output:
         "results/complexity/{exp}.csv",

@@ -5,11 +5,10 @@
 
 rule pretrain_pointmae:
     input:
-        cfg=ancient("results/configs/_base.yaml"),
+        cfg=stage_config("pretrain_pointmae", "_base"),
         train="results/data/train.npz",
         files=stage_inputs("pretrain_pointmae", "_base"),
     params:
-        cfg=stage_cfg("pretrain_pointmae", "_base"),
         code=code("pretrain-pointmae"),
     output:
         "results/pointmae/encoder.pt",
@@ -30,12 +29,11 @@ rule pretrain_pointmae:
 
 rule cache_features:
     input:
-        cfg=ancient("results/configs/_base.yaml"),
+        cfg=stage_config("cache_features", "_base"),
         split="results/data/{split}.npz",
         encoder=encoder_ckpt(),
         files=stage_inputs("cache_features", "_base"),
     params:
-        cfg=stage_cfg("cache_features", "_base"),
         code=code("cache-features"),
     output:
         "results/features/{split}.h5",
@@ -56,12 +54,11 @@ rule cache_features:
 
 rule pretrain_prompt:
     input:
-        cfg=lambda wc: ancient(prompt_config(wc)),
+        cfg=lambda wc: stage_config("pretrain_prompt", prompt_exp(wc.pkey)),
         train="results/features/train.h5",
         val="results/features/val.h5",
         files=lambda wc: stage_inputs("pretrain_prompt", prompt_exp(wc.pkey)),
     params:
-        cfg=lambda wc: stage_cfg("pretrain_prompt", prompt_exp(wc.pkey)),
         code=code("pretrain-prompt"),
     output:
         prompts="results/pretrain/{pkey}/prompts.pt",

@@ -5,7 +5,7 @@
 
 rule train:
     input:
-        cfg=ancient("results/configs/{exp}.yaml"),
+        cfg=stage_config("train"),
         train="results/data/train.npz",
         val="results/data/val.npz",
         encoder=encoder_ckpt(),
@@ -16,7 +16,6 @@ rule train:
         metrics="results/train/{exp}/metrics.csv",
     params:
         prompts=prompts_arg,
-        cfg=stage_cfg("train"),
         code=code("train"),
         # one process per GPU inside the job (DistributedDataParallel); plain `mesc3d` otherwise
         launcher=lambda wc, resources: (
