@@ -21,7 +21,7 @@ def setup_logging(verbose: bool = False) -> None:
 
 
 def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> None:
-    parser.add_argument("--config", required=required, help="resolved run YAML (results/configs/{exp}.yaml)")
+    parser.add_argument("--config", required=required, help="resolved run YAML (results/configs/{stage}/{exp}.yaml)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="config override, e.g. train.epochs=3 (repeatable)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")

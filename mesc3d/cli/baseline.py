@@ -1,6 +1,6 @@
 """``mesc3d baseline``: the retrieval and class-mean baselines, evaluated like the model.
 
-Inputs : --kind retrieval|class_mean, --config results/configs/{exp}.yaml, --train results/data/train.npz,
+Inputs : --kind retrieval|class_mean, --config results/configs/baseline/{exp}.yaml, --train results/data/train.npz,
          --split results/data/test.npz.
 Outputs (``--out results/eval/{exp}``): per_shape.csv and per_category.csv with exactly the columns
          of ``mesc3d evaluate`` (see mesc3d.engine.evaluation), so tables treat baselines like runs.

@@ -1,6 +1,6 @@
 """``mesc3d evaluate``: test-split metrics of a trained model (view 00, fixed GT subsets).
 
-Inputs : --config results/configs/{exp}.yaml, --model results/train/{exp}/model.pt,
+Inputs : --config results/configs/evaluate/{exp}.yaml, --model results/train/{exp}/model.pt,
          --split results/data/test.npz, --prompts results/pretrain/{key}/prompts.pt (if the model
          uses the 3DSPL prior).
 Outputs (``--out results/eval/{exp}``):

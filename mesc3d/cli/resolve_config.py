@@ -3,9 +3,9 @@
 Inputs : ``--json`` the run config as a JSON object (the workflow's ``base`` merged with the row's
          overrides; the Snakemake rule passes it as a param so that only an edited row reruns), or
          ``--config FILE`` plus ``--set key=value`` overrides.
-Output : ``--out results/configs/{exp}.yaml`` — every key explicit (defaults and preset applied),
+Output : ``--out results/configs/{stage}/{exp}.yaml`` — every key explicit (defaults and preset applied),
          written atomically.  Training and evaluation take only this file as their config.
-Rule   : ``resolve_config`` / ``resolve_base_config`` in workflow/rules/data.smk.
+Rule   : ``resolve_config`` in workflow/rules/data.smk (its --json is the stage's slice, mesc3d/config_slices.py).
 """
 
 from __future__ import annotations
