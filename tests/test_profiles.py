@@ -136,7 +136,6 @@ def test_dry_run_from_root_with_both_profiles(tmp_path):
     assert resources["prep"]["slurm_partition"] == "debug" and "threads: 4" not in out  # max-threads: 1
 
 
-@pytest.mark.skipif(not (REPO / "Snakefile").exists(), reason="the workflow (root Snakefile) does not exist yet")
 def test_literal_command_dry_runs_real_workflow():
     """`snakemake --profile slurm -n all` exactly as a user types it at the repository root."""
     res = subprocess.run([SNAKEMAKE, "--profile", "slurm", "-n", "all"], cwd=REPO, env=_env(),
