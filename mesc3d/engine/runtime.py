@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 import torch
+import torch.utils.data
 
 from mesc3d.config import ExperimentCfg, from_dict
 from mesc3d.engine.checkpoint import load_checkpoint
@@ -104,3 +105,30 @@ def iterate_batches(dataset, indices: Sequence[int], batch_size: int, seed: int 
             yield collate([dataset[i] for i in chunk])
         else:
             yield collate([seeded_item(dataset, i, seed, epoch) for i in chunk])
+
+
+class _SeededItems(torch.utils.data.Dataset):
+    """``seeded_item`` over a fixed index list: what a DataLoader worker computes is a pure function
+    of (seed, epoch, index), so 0, 2 or 8 workers give the same batches."""
+
+    def __init__(self, dataset, indices: Sequence[int], seed: int, epoch: int):
+        self.dataset, self.indices, self.seed, self.epoch = dataset, [int(i) for i in indices], seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, k: int) -> dict[str, Any]:
+        return seeded_item(self.dataset, self.indices[k], self.seed, self.epoch)
+
+
+def loader_batches(dataset, indices: Sequence[int], batch_size: int, seed: int, epoch: int,
+                   num_workers: int = 0, pin_memory: bool = False, prefetch_factor: int = 4):
+    """Seeded batches of ``dataset`` over ``indices`` (in order), decoded by ``num_workers`` worker
+    processes (0: in this process) with pinned memory for the host-to-GPU copy; the batches are
+    identical for every worker count (the item randomness does not depend on who computes it)."""
+    if num_workers <= 0:
+        return iterate_batches(dataset, indices, batch_size, seed, epoch)
+    items = _SeededItems(dataset, indices, seed, epoch)
+    return iter(torch.utils.data.DataLoader(items, batch_size=batch_size, shuffle=False, collate_fn=collate,
+                                            num_workers=num_workers, pin_memory=pin_memory,
+                                            prefetch_factor=prefetch_factor, drop_last=False))
