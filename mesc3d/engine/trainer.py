@@ -24,6 +24,10 @@ weights and metrics as an uninterrupted run, because
 - batch-level randomness of a task (Point-MAE's augmentation and masks) draws from that global RNG.
 A checkpoint from a different resolved config (hash mismatch) is set aside and training restarts
 from scratch, with a log message saying so.
+
+Testing hook: ``MESC3D_SIGNAL_AT_STEP=K:TERM`` (or ``K:KILL``) makes the process send itself that
+signal right after global step K (before that step's checkpoint check), so tests can kill any of the
+three trainings at an exact step.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -107,6 +112,14 @@ class LoopCfg:
     device: str = "auto"
 
 
+def _self_signal_at() -> tuple[int, int] | None:
+    spec = os.environ.get("MESC3D_SIGNAL_AT_STEP", "")
+    if not spec:
+        return None
+    step, _, name = spec.partition(":")
+    return int(step), int(getattr(signal, f"SIG{name or 'TERM'}"))
+
+
 class Engine:
     def __init__(self, cfg: ExperimentCfg, task, loop: LoopCfg, ckpt_path: str | Path,
                  stop_at_step: int | None = None, log_name: str = "train"):
@@ -118,6 +131,7 @@ class Engine:
         seed_everything(cfg.seed + self.dist.rank)
         self.ckpt_path = Path(ckpt_path)
         self.stop_at_step = stop_at_step
+        self._signal_at = _self_signal_at()
         self.log_name = log_name
         self.amp = loop.amp and self.device.type == "cuda"
         task.to(self.device)
@@ -237,6 +251,8 @@ class Engine:
                     st.step_in_epoch += 1
                     st.global_step += 1
                     st.elapsed = time.monotonic() - t0
+                    if self._signal_at and st.global_step == self._signal_at[0]:
+                        os.kill(os.getpid(), self._signal_at[1])
                     interrupted = flag.signum is not None or st.global_step == self.stop_at_step
                     interrupted = ddp.broadcast_flag(self.dist, interrupted, self.device)
                     periodic = time.monotonic() - last_save >= self.loop.checkpoint_minutes * 60
