@@ -7,6 +7,7 @@ Models never read files: this module (called from the CLIs) loads the Point-MAE 
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -21,8 +22,17 @@ log = logging.getLogger(__name__)
 
 
 def pick_device(name: str) -> torch.device:
+    """``cpu`` | ``cuda`` | ``auto``.  A Slurm job that was given GPUs (``SLURM_JOB_GPUS`` /
+    ``SLURM_GPUS_ON_NODE``) but sees no CUDA device fails at once instead of running days on the CPU;
+    ``MESC3D_ALLOW_CPU=1`` (test clusters that advertise GPUs on CPU nodes) allows it."""
     if name == "cuda" and not torch.cuda.is_available():
         raise ConfigError("train.device is 'cuda' but no CUDA device is available")
+    granted = os.environ.get("SLURM_JOB_GPUS") or os.environ.get("SLURM_GPUS_ON_NODE")
+    if (name == "auto" and granted and granted != "0" and not torch.cuda.is_available()
+            and os.environ.get("MESC3D_ALLOW_CPU") != "1"):
+        raise ConfigError(f"this job was given GPU(s) {granted!r} but torch {torch.__version__} sees no CUDA "
+                          "device (usually a driver / CUDA-build mismatch: check nvidia-smi and "
+                          "torch.version.cuda); refusing to train on the CPU (MESC3D_ALLOW_CPU=1 overrides)")
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     return torch.device(name)
