@@ -36,11 +36,12 @@ def main() -> None:
     sets = [f"data.image_size={args.image_size}"]
     cfg = load_config(args.config, sets)
     ds = ReconDataset(args.split, cfg.data, list(cfg.data.categories), train=True)
-    n = min(len(ds), args.batches * args.batch_size)
+    n = args.batches * args.batch_size
+    idx = [i % len(ds) for i in range(n)]  # cycle a small split (each visit is a fresh decode)
     for w in args.workers:
         t0 = time.perf_counter()
         seen = 0
-        for batch in loader_batches(ds, list(range(n)), args.batch_size, seed=0, epoch=0, num_workers=w):
+        for batch in loader_batches(ds, idx, args.batch_size, seed=0, epoch=0, num_workers=w):
             seen += batch["image"].shape[0]
         dt = time.perf_counter() - t0
         print(f"workers={w}: {seen / dt:8.1f} images/s at {args.image_size} px ({seen} images, {dt:.2f} s)")
