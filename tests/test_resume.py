@@ -16,7 +16,6 @@ import torch
 
 from mesc3d.categories import SEEN
 from mesc3d.data.feature_cache import write_feature_cache
-from mesc3d.io import save_npz
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
        "TRANSFORMERS_OFFLINE": "1"}
@@ -54,17 +53,9 @@ def _stage1(tiny_data, base):
 
 
 def _pointmae(tiny_data, base):
-    rng = np.random.default_rng(0)
-    pts = rng.normal(size=(6, 96, 3)).astype(np.float32)
-    pts /= np.linalg.norm(pts, axis=-1, keepdims=True)
-    save_npz(base / "train.npz", points=pts)
-    cfg = base / "pm.yaml"
-    cfg.write_text("preset: small\nseed: 3\n")
-    sets = ["model.point_mae.trans_dim=32", "model.point_mae.depth=1", "model.point_mae.heads=2",
-            "model.point_mae.num_group=8", "model.point_mae.group_size=8", "model.point_mae.decoder_depth=1",
-            "model.point_mae.decoder_heads=2", "train.pointmae_epochs=3", "train.batch_size=3", "train.device=cpu"]
-    argv = ["pretrain-pointmae", "--config", str(cfg), "--train", str(base / "train.npz"),
-            *[a for s in sets for a in ("--set", s)]]
+    from conftest import pointmae_toy_run
+
+    argv = ["pretrain-pointmae", *pointmae_toy_run(base, epochs=3)]
     return argv, "pointmae.pt", lambda out: torch.load(out / "pointmae.pt", weights_only=True)["base_model"], \
         "--out-file", False
 
