@@ -16,7 +16,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from mesc3d.ops import nearest_sq_dist
+from mesc3d.ops import chamfer_distance
 
 
 def silhouette_embedding(images: torch.Tensor, side: int = 32, tol: float = 0.02) -> torch.Tensor:
@@ -44,8 +44,7 @@ def class_medoids(points: torch.Tensor, classes: torch.Tensor, max_candidates: i
         cost = torch.zeros(len(cand), dtype=torch.float64)
         for i, a in enumerate(cand.tolist()):
             x = pts[a].expand(len(cand), -1, -1)
-            d1, _, d2, _ = nearest_sq_dist(x, pts[cand])
-            cost[i] = (d1.mean(1) + d2.mean(1)).sum()
+            cost[i] = chamfer_distance(x, pts[cand], norm="l2", batch_reduction="sum")
         out[c] = int(cand[int(torch.argmin(cost))])
     return out
 

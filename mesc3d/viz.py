@@ -1,4 +1,4 @@
-"""Deterministic, headless figures: image | GT | prediction grids, point clouds, training curves.
+"""Deterministic, headless figures: image | GT | prediction grids.
 
 All functions build a ``matplotlib.figure.Figure`` on the Agg canvas (no pyplot state, no display,
 no OpenGL) and return it; the caller saves it with ``save_figure`` (atomic, PNG metadata stripped so
@@ -62,14 +62,6 @@ def draw_points(ax, points, bounds: float = 1.0, elev: float = ELEV, azim: float
         ax.set_title(title, fontsize=9)
 
 
-def plot_points(points, *, bounds: float = 1.0, elev: float = ELEV, azim: float = AZIM, size: float = 2.0,
-                title: str | None = None, dpi: int = 100) -> Figure:
-    """One (N, 3) point cloud in a square 3D panel."""
-    fig = _new_figure(3.0, 3.0, dpi)
-    draw_points(fig.add_subplot(1, 1, 1, projection="3d"), points, bounds, elev, azim, size, title)
-    return fig
-
-
 def plot_triplet_grid(rows, bounds: float = 1.0, elev: float = ELEV, azim: float = AZIM, size: float = 2.0,
                       dpi: int = 100) -> Figure:
     """Grid with one row per sample: input image | GT cloud | predicted cloud.
@@ -94,47 +86,6 @@ def plot_triplet_grid(rows, bounds: float = 1.0, elev: float = ELEV, azim: float
             ax3 = fig.add_subplot(len(rows), 3, 3 * i + 2 + j, projection="3d")
             draw_points(ax3, _points(cloud, name), bounds, elev, azim, size, name if i == 0 else None)
     fig.subplots_adjust(left=0.05, right=0.98, top=0.95, bottom=0.02, wspace=0.05, hspace=0.08)
-    return fig
-
-
-def plot_training_curves(metrics_csv: str | Path, dpi: int = 100) -> Figure:
-    """Loss (train, and val if logged) and val CD-L1 x100 / CD-L2 x1000 vs. epoch, from ``metrics.csv``.
-
-    ``metrics.csv`` columns: ``epoch,step,split,loss,cd_l1_x100,cd_l2_x1000,lr,seconds``; several rows
-    per epoch and split are averaged.
-    """
-    import pandas as pd
-
-    path = Path(metrics_csv)
-    if not path.is_file():
-        raise BadInputError(path, "metrics CSV does not exist")
-    try:
-        df = pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise BadInputError(path, f"not a readable CSV ({err})") from err
-    missing = [c for c in ("epoch", "split", "loss", "cd_l1_x100", "cd_l2_x1000") if c not in df.columns]
-    if missing:
-        raise BadInputError(path, f"missing columns {missing}; has {list(df.columns)}")
-    for col in ("epoch", "loss", "cd_l1_x100", "cd_l2_x1000"):
-        df[col] = pd.to_numeric(df[col], errors="coerce")
-    fig = _new_figure(9.0, 3.2, dpi)
-    ax_loss, ax_cd = fig.add_subplot(1, 2, 1), fig.add_subplot(1, 2, 2)
-    for split, style in (("train", "-"), ("val", "--")):
-        part = df[df["split"] == split].groupby("epoch", sort=True)["loss"].mean().dropna()
-        if len(part):
-            ax_loss.plot(part.index, part.values, style, marker=".", label=f"{split} loss")
-    val = df[df["split"] == "val"].groupby("epoch", sort=True)[["cd_l1_x100", "cd_l2_x1000"]].mean()
-    for col, label in (("cd_l1_x100", "val CD-L1 ×100"), ("cd_l2_x1000", "val CD-L2 ×1000")):
-        series = val[col].dropna() if col in val else []
-        if len(series):
-            ax_cd.plot(series.index, series.values, marker=".", label=label)
-    for ax, title in ((ax_loss, "loss"), (ax_cd, "validation Chamfer distance")):
-        ax.set_xlabel("epoch"), ax.set_title(title, fontsize=9), ax.grid(alpha=0.3)
-        if ax.lines:
-            ax.legend(fontsize=8)
-        else:
-            ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
-    fig.tight_layout()
     return fig
 
 

@@ -92,3 +92,21 @@ def smoke_run(tmp_path_factory):
     if res.returncode != 0:
         raise AssertionError(f"smoke run failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return dst, res
+
+
+def pointmae_toy_run(base, epochs: int = 2) -> list[str]:
+    """Six unit-sphere clouds + a tiny Point-MAE config in ``base`` -> pretrain-pointmae args (no --out)."""
+    import numpy as np
+
+    from mesc3d.io import save_npz
+
+    pts = np.random.default_rng(0).normal(size=(6, 96, 3)).astype(np.float32)
+    pts /= np.linalg.norm(pts, axis=-1, keepdims=True)
+    save_npz(base / "train.npz", points=pts)
+    (base / "run.yaml").write_text("preset: small\nseed: 3\n")
+    sets = ["model.point_mae.trans_dim=32", "model.point_mae.depth=1", "model.point_mae.heads=2",
+            "model.point_mae.num_group=8", "model.point_mae.group_size=8", "model.point_mae.decoder_depth=1",
+            "model.point_mae.decoder_heads=2", f"train.pointmae_epochs={epochs}", "train.batch_size=3",
+            "train.device=cpu"]
+    return ["--config", str(base / "run.yaml"), "--train", str(base / "train.npz")] + [
+        a for s in sets for a in ("--set", s)]

@@ -176,19 +176,14 @@ def test_mask_and_pretrain_objective():
 
 
 def test_pretrain_cli_writes_official_layout_deterministically(tmp_path):
+    from conftest import pointmae_toy_run
+
     from mesc3d.cli import pretrain_pointmae
     from mesc3d.io import save_npz
 
-    rng = np.random.default_rng(0)
-    pts = rng.normal(size=(6, 96, 3)).astype(np.float32)
-    pts /= np.linalg.norm(pts, axis=-1, keepdims=True)
-    save_npz(tmp_path / "train.npz", points=pts)
-    cfg = tmp_path / "run.yaml"
-    cfg.write_text("preset: small\nseed: 3\n")
-    sets = ["model.point_mae.trans_dim=32", "model.point_mae.depth=1", "model.point_mae.heads=2",
-            "model.point_mae.num_group=8", "model.point_mae.group_size=8", "model.point_mae.decoder_depth=1",
-            "model.point_mae.decoder_heads=2", "train.pointmae_epochs=2", "train.batch_size=3", "train.device=cpu"]
-    argv = ["--config", str(cfg), "--train", str(tmp_path / "train.npz")] + [a for s in sets for a in ("--set", s)]
+    argv = pointmae_toy_run(tmp_path)
+    cfg, sets = tmp_path / "run.yaml", argv[4:][1::2]
+    pts = np.load(tmp_path / "train.npz")["points"]
     assert pretrain_pointmae.main(argv + ["--out", str(tmp_path / "a" / "pointmae.pt")]) == 0
     assert pretrain_pointmae.main(argv + ["--out", str(tmp_path / "b.pt")]) == 0
     a = torch.load(tmp_path / "a" / "pointmae.pt", weights_only=True)

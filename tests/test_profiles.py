@@ -84,12 +84,18 @@ def test_root_symlink_points_at_profile(monkeypatch):
     assert (profile_dir / config.name).resolve() == (REPO / "profiles/slurm/config.yaml").resolve()
 
 
+INFERENCE_RULES = ("evaluate", "cache_features", "zeroshot_eval", "complexity_run")
+
+
 def test_slurm_profile_without_environment(monkeypatch):
     prof = _profile("slurm", monkeypatch)
     assert prof["executor"] == "slurm" and int(prof["retries"]) >= 2 and prof["slurm-requeue"] == "True"
     assert prof["slurm-keep-successful-logs"] == "True" and prof["rerun-incomplete"] == "True"
     assert _kv(prof["default-resources"]) == {"runtime": "60", "mem_mb": "4000"}  # no partition/account key
-    assert "set-resources" not in prof  # nothing to add: an empty mapping would break the CLI
+    # only the inference rules' GPU request and runtime (never an empty mapping: it breaks the CLI)
+    assert sorted(prof["set-resources"]) == sorted(
+        f"{rule}:{key}" for rule in INFERENCE_RULES for key in ("gpu=1", "runtime=30"))
+    assert _kv(prof["set-threads"]) == {"train": "9", "evaluate": "9", "zeroshot_eval": "9"}
 
 
 def test_partition_and_account_from_environment(monkeypatch):
@@ -98,8 +104,9 @@ def test_partition_and_account_from_environment(monkeypatch):
     dflt = _kv(prof["default-resources"])
     assert dflt["slurm_partition"] == "cpuq" and dflt["slurm_account"] == "proj42"
     assert sorted(prof["set-resources"]) == sorted(
-        f"{rule}:{key}" for rule in ("pretrain_pointmae", "pretrain_prompt", "train")
-        for key in ("slurm_partition=gpuq", "gpu_model=a100"))
+        [f"{rule}:{key}" for rule in ("pretrain_pointmae", "pretrain_prompt", "train", *INFERENCE_RULES)
+         for key in ("slurm_partition=gpuq", "gpu_model=a100")]
+        + [f"{rule}:{key}" for rule in INFERENCE_RULES for key in ("gpu=1", "runtime=30")])
 
 
 def test_sbatch_variables_are_the_fallback(monkeypatch):
@@ -136,7 +143,6 @@ def test_dry_run_from_root_with_both_profiles(tmp_path):
     assert resources["prep"]["slurm_partition"] == "debug" and "threads: 4" not in out  # max-threads: 1
 
 
-@pytest.mark.skipif(not (REPO / "Snakefile").exists(), reason="the workflow (root Snakefile) does not exist yet")
 def test_literal_command_dry_runs_real_workflow():
     """`snakemake --profile slurm -n all` exactly as a user types it at the repository root."""
     res = subprocess.run([SNAKEMAKE, "--profile", "slurm", "-n", "all"], cwd=REPO, env=_env(),

@@ -174,7 +174,8 @@ def test_workflow_runs_through_slurm(local_slurm, tmp_path, capsys):
     variant = VARIANTS[WORKFLOW]
     work = _prepare_workdir(tmp_path)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MESC3D_SLURM_", "SBATCH_"))}
-    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1")
+    env.update(PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
+               MESC3D_ALLOW_CPU="1")  # the local test Slurm advertises fake GPUs on a CPU node
     # target first: --configfile takes several values and would swallow a target after it
     cmd = ["timeout", "-k", "20", str(TIMEOUT_S), str(VENV_BIN / "snakemake"), "all",
            "--profile", "slurm", "--profile", "profiles/slurm-ci", *variant["args"]]

@@ -17,7 +17,7 @@ from mesc3d.data.feature_cache import read_feature_cache, remap_class_ids, write
 from mesc3d.data.priors import load_priors, prior_table  # noqa: E402
 from mesc3d.errors import BadInputError  # noqa: E402
 from mesc3d.models.prompt_stage1 import (LOGIT_SCALE_MAX, Stage1Model, contrastive_loss,  # noqa: E402
-                                         contrastive_loss_naive, lr_at_epoch)
+                                         contrastive_loss_naive)
 
 CATS = list(SEEN)
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -66,12 +66,6 @@ def test_loss_decreases_and_temperature(tower):
 
     fixed = Stage1Model(PromptCfg(n_ctx_prefix=1, n_ctx_suffix=1, n_deep=0, temperature="fixed1"), names, 16, tower)
     assert float(fixed.scale()) == 1.0 and all(p is not fixed.logit_scale for p in fixed.trainable_parameters())
-
-
-def test_lr_schedule():
-    lrs = [lr_at_epoch(e, 20, 1e-3, 1e-7, 2, 1e-5) for e in range(20)]
-    assert lrs[0] == 1e-5 and lrs[2] == pytest.approx(1e-3) and lrs[-1] < 1e-4
-    assert all(a >= b for a, b in zip(lrs[2:], lrs[3:]))
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float16"])

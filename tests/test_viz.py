@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from mesc3d.errors import BadInputError
-from mesc3d.viz import plot_points, plot_training_curves, plot_triplet_grid, save_figure
+from mesc3d.viz import plot_triplet_grid, save_figure
 
 
 def _rows(n=2, seed=0):
@@ -48,25 +48,3 @@ def test_triplet_grid_validates_inputs():
         plot_triplet_grid([])
     fig = plot_triplet_grid([(np.transpose(img, (2, 0, 1)), gt, pred, title)], bounds=0.5)  # (3, H, W) accepted
     assert fig.axes[1].get_xlim() == pytest.approx((-0.5, 0.5))
-
-
-def test_plot_points_and_curves(tmp_path):
-    fig = plot_points(np.zeros((10, 3)), title="x")
-    assert len(fig.axes) == 1
-    recs = [dict(epoch=e, step=e * 10 + s, split=sp, loss=1 / (e + 1), cd_l1_x100=5 / (e + 1) if sp == "val" else None,
-                 cd_l2_x1000=8 / (e + 1) if sp == "val" else None, lr=1e-3, seconds=1.0)
-            for e in range(4) for sp in ("train", "val") for s in range(2)]
-    csv = tmp_path / "metrics.csv"
-    pd.DataFrame(recs).to_csv(csv, index=False)
-    fig = plot_training_curves(csv)
-    ax_loss, ax_cd = fig.axes
-    assert len(ax_loss.lines) == 2 and len(ax_cd.lines) == 2
-    assert list(ax_cd.lines[0].get_ydata()) == pytest.approx([5, 2.5, 5 / 3, 1.25])
-    p1 = save_figure(fig, tmp_path / "c1.png")
-    p2 = save_figure(plot_training_curves(csv), tmp_path / "c2.png")
-    assert p1.read_bytes() == p2.read_bytes()
-    with pytest.raises(BadInputError, match="does not exist"):
-        plot_training_curves(tmp_path / "nope.csv")
-    (tmp_path / "bad.csv").write_text("epoch,loss\n0,1\n")
-    with pytest.raises(BadInputError, match="missing columns"):
-        plot_training_curves(tmp_path / "bad.csv")

@@ -18,6 +18,17 @@ def setup_logging(verbose: bool = False) -> None:
         stream=sys.stderr,
         force=True,
     )
+    pin_threads()
+
+
+def pin_threads() -> None:
+    """torch intra-op threads = ``OMP_NUM_THREADS`` (Snakemake sets it to the rule's ``threads``), so a
+    job's floating-point results do not depend on how many cores the node happens to have."""
+    n = os.environ.get("OMP_NUM_THREADS", "")
+    if n.isdigit() and int(n) > 0:
+        import torch
+
+        torch.set_num_threads(int(n))
 
 
 def add_config_args(parser: argparse.ArgumentParser, required: bool = True) -> None:

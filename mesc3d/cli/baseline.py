@@ -34,7 +34,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from mesc3d.baselines import class_medoids, nearest_neighbours, silhouette_embedding
     from mesc3d.data.dataset import ReconDataset
-    from mesc3d.engine.evaluation import per_category_frame, per_shape_frame
+    from mesc3d.engine.evaluation import per_shape_frame
+    from mesc3d.metrics import per_category_means
     from mesc3d.engine.runtime import iterate_batches
     from mesc3d.io import write_csv
 
@@ -72,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                 yield batch, gt_train[owner[nn]]
 
     per_shape, _ = per_shape_frame(predictions(), cfg, test)
-    per_cat = per_category_frame(per_shape, cats)
+    per_cat = per_category_means(per_shape, cats)
     out = Path(args.out)
     write_csv(out / "per_shape.csv", per_shape)
     write_csv(out / "per_category.csv", per_cat)

@@ -40,7 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 def run_evaluation(model, cfg, dataset, priors, out: Path, device, use_prior: bool = True,
                    categories=None, write_samples: bool = True, tag: str = ""):
     """Evaluate ``model`` on ``dataset`` and write the CSVs/figure under ``out``; returns per-category."""
-    from mesc3d.engine.evaluation import first_per_category, per_category_frame, per_shape_frame
+    from mesc3d.engine.evaluation import first_per_category, per_shape_frame
+    from mesc3d.metrics import per_category_means
     from mesc3d.engine.validation import predict
     from mesc3d.io import write_csv, write_ply
     from mesc3d.viz import plot_triplet_grid, save_figure
@@ -48,7 +49,7 @@ def run_evaluation(model, cfg, dataset, priors, out: Path, device, use_prior: bo
     keep_n = max(cfg.eval.n_ply, cfg.eval.n_figure)
     batches = predict(model, dataset, priors, device, cfg.eval.batch_size, seed=cfg.seed, use_prior=use_prior)
     per_shape, kept = per_shape_frame(batches, cfg, dataset, keep=first_per_category(keep_n))
-    per_cat = per_category_frame(per_shape, categories or list(cfg.data.categories))
+    per_cat = per_category_means(per_shape, categories or list(cfg.data.categories))
     write_csv(out / f"per_shape{tag}.csv", per_shape)
     write_csv(out / f"per_category{tag}.csv", per_cat)
     if write_samples:

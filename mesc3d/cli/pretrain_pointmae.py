@@ -14,25 +14,26 @@ Output ``--out`` (atomic, ``torch.save`` of plain tensors/str/numbers/dicts; loa
        ``"epoch"``, ``"step"``, ``"loss"`` (mean of the last epoch), ``"losses"`` (per epoch),
        ``"config"`` (resolved run config dict), ``"format": "mesc3d-pointmae-v1"``}.
 
-Recipe (Point-MAE ``cfgs/pretrain.yaml``): AdamW (weight decay 0.05), linear warm-up over the first 10%
-of the steps then cosine decay to 0 (per step), scale (U[2/3, 3/2] per axis) + translate (U[-0.2, 0.2])
-augmentation, random masking.  All randomness comes from torch's RNG seeded with ``seed``: the same
-config and input give identical weights on the same device.
+Recipe (Point-MAE ``cfgs/pretrain.yaml``): AdamW (weight decay 0.05), linear warm-up from 0 over the
+first 10% of the epochs then cosine decay to 0 (per step, ``engine.schedule.CosineWarmup``), scale
+(U[2/3, 3/2] per axis) + translate (U[-0.2, 0.2]) augmentation, random masking; run by the shared
+engine (``mesc3d.engine.tasks.PointMAETask``).  Epoch orders are a pure function of (seed, epoch),
+the rest of the randomness comes from torch's RNG seeded with ``seed`` and saved in the resume
+checkpoint ``ckpt/<out stem>.last.pt`` beside ``--out``: the same config and input give identical
+weights on the same device, also after a kill/SIGTERM and rerun; a changed config starts over.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import math
 from pathlib import Path
 
 import torch
-from tqdm import tqdm
 
 from mesc3d.cli._common import add_config_args, setup_logging
 from mesc3d.config import load_config, to_dict
-from mesc3d.errors import BadInputError, ConfigError
+from mesc3d.errors import BadInputError
 from mesc3d.io import atomic_path, load_npz
 
 log = logging.getLogger("mesc3d.pretrain_pointmae")
@@ -44,14 +45,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train", required=True, help="prepared split file with 'points' (S, G, 3)")
     p.add_argument("--out", required=True, help="output checkpoint (official modelnet_1k.pth layout)")
     return p
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device=cuda but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def load_points(path: str | Path, min_points: int) -> torch.Tensor:
@@ -67,70 +60,25 @@ def load_points(path: str | Path, min_points: int) -> torch.Tensor:
     return t
 
 
-def augment(points: torch.Tensor) -> torch.Tensor:
-    """Point-MAE ``PointcloudScaleAndTranslate``: (B, N, 3) -> (B, N, 3)."""
-    B = points.shape[0]
-    scale = torch.empty(B, 1, 3).uniform_(2.0 / 3.0, 1.5).to(points)
-    shift = torch.empty(B, 1, 3).uniform_(-0.2, 0.2).to(points)
-    return points * scale + shift
-
-
-def lr_factor(step: int, total: int) -> float:
-    warm = max(1, total // 10)
-    if step < warm:
-        return (step + 1) / warm
-    return 0.5 * (1.0 + math.cos(math.pi * (step - warm) / max(1, total - warm)))
-
-
-def pretrain(cfg, points: torch.Tensor, device: torch.device) -> dict:
+def pretrain(cfg, points: torch.Tensor, ckpt_path: str | Path) -> dict:
+    """Run ``PointMAETask`` on the shared engine (exact resume from ``ckpt_path``) -> output dict."""
+    from mesc3d.engine.tasks import PointMAETask
+    from mesc3d.engine.trainer import Engine, LoopCfg
     from mesc3d.models.point_mae import official_state_dict
     from mesc3d.models.point_mae_pretrain import PointMAEPretrain
 
     torch.manual_seed(cfg.seed)
     t = cfg.train
-    model = PointMAEPretrain(cfg.model.point_mae, t.pointmae_mask_ratio).to(device)
-    decay = [p for n, p in model.named_parameters() if p.ndim > 1 and "token" not in n]
-    no_decay = [p for n, p in model.named_parameters() if not (p.ndim > 1 and "token" not in n)]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.05}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=t.pointmae_lr)
-    S = points.shape[0]
-    bs = max(1, min(t.batch_size, S))
-    drop_last = S >= 2 * bs  # BatchNorm needs > 1 sample; keep every shape when the set is tiny
-    per_epoch = S // bs if drop_last else math.ceil(S / bs)
-    total = per_epoch * t.pointmae_epochs
-    if t.max_steps > 0:
-        total = min(total, t.max_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, total))
-    use_amp = t.amp and device.type == "cuda"
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    step, losses, epoch = 0, [], 0
-    model.train()
-    bar = tqdm(total=total, desc="pretrain-pointmae", unit="step", disable=None)
-    while step < total:
-        order = torch.randperm(S)
-        running, n = 0.0, 0
-        for i in range(per_epoch):
-            if step >= total:
-                break
-            idx = order[i * bs:(i + 1) * bs]
-            batch = augment(points[idx]).to(device)  # (b, G, 3)
-            with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
-                loss = model(batch)
-            opt.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            step += 1
-            running += float(loss.detach())
-            n += 1
-            bar.update(1)
-            bar.set_postfix(loss=f"{running / n:.5f}")
-        epoch += 1
-        losses.append(running / max(n, 1))
-        log.info("epoch %d step %d/%d loss %.6f lr %.3g", epoch, step, total, losses[-1], sched.get_last_lr()[0])
-    bar.close()
-    return {"base_model": official_state_dict(model.encoder_model), "epoch": epoch, "step": step,
+    model = PointMAEPretrain(cfg.model.point_mae, t.pointmae_mask_ratio)
+    loop = LoopCfg(t.pointmae_lr, 0.0, 0.0, 0.1 * t.pointmae_epochs, t.pointmae_epochs, t.max_steps, 1,
+                   t.checkpoint_minutes, t.amp, t.device)
+    engine = Engine(cfg, PointMAETask(cfg, model, points), loop, ckpt_path, log_name="pretrain-pointmae")
+    try:
+        st = engine.fit()
+    finally:
+        engine.close()
+    losses = [r["loss"] for r in st.rows if r["split"] == "train"]
+    return {"base_model": official_state_dict(model.encoder_model), "epoch": st.epoch, "step": st.global_step,
             "loss": losses[-1] if losses else float("nan"), "losses": losses, "config": to_dict(cfg),
             "format": "mesc3d-pointmae-v1"}
 
@@ -141,10 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.set)
     pm = cfg.model.point_mae
     points = load_points(args.train, max(pm.num_group, pm.group_size))
-    device = _device(cfg.train.device)
-    log.info("pretraining Point-MAE (dim %d, depth %d) on %d clouds of %d points, %d epochs, device %s",
-             pm.trans_dim, pm.depth, points.shape[0], points.shape[1], cfg.train.pointmae_epochs, device)
-    ckpt = pretrain(cfg, points, device)
+    log.info("pretraining Point-MAE (dim %d, depth %d) on %d clouds of %d points, %d epochs",
+             pm.trans_dim, pm.depth, points.shape[0], points.shape[1], cfg.train.pointmae_epochs)
+    ckpt = pretrain(cfg, points, Path(args.out).parent / "ckpt" / f"{Path(args.out).stem}.last.pt")
     with atomic_path(args.out) as tmp:
         torch.save(ckpt, tmp)
     log.info("wrote %s (final loss %.6f)", args.out, ckpt["loss"])

@@ -6,9 +6,12 @@
 Inputs: two feature caches written by ``mesc3d cache-features`` (``features`` (S, F), ``class_ids``,
 ``categories``); rows whose class is not in ``data.categories`` are ignored.
 Training (``prompt.*``): Adam (betas 0.9/0.999, eps 1e-6, no weight decay), lr ``prompt.lr`` with a
-per-epoch cosine schedule and linear warmup (``warmup_epochs`` from ``warmup_lr``, down to ``lr_min``),
-``epochs`` x shuffled batches of ``batch_size``; symmetric InfoNCE (``mesc3d.models.prompt_stage1``).
+per-step cosine schedule and linear warmup (``warmup_epochs`` from ``warmup_lr``, down to ``lr_min``;
+``engine.schedule.CosineWarmup``), ``epochs`` x shuffled batches of ``batch_size``; symmetric InfoNCE
+(``mesc3d.models.prompt_stage1``), run by the shared engine (``mesc3d.engine.trainer``).
 Model selection: the epoch with the highest mean diagonal cosine(point, own-class prompt) on val.
+Resume: ``ckpt/<out stem>.last.pt`` beside ``--out`` (not an output); rerunning the same command after
+a kill or SIGTERM continues exactly; a changed config starts over and says so.
 Outputs (atomic):
 - ``--out`` prompts.pt = torch.save of plain objects (load with ``torch.load(weights_only=True)``):
   ``{"prompt_state": trainable tensors (prompts, point_proj, logit_scale), "config": resolved config dict,
@@ -24,7 +27,7 @@ from __future__ import annotations
 import argparse
 import logging
 import time
-
+from pathlib import Path
 
 from mesc3d.cli._common import add_config_args, setup_logging
 from mesc3d.config import load_config, to_dict
@@ -47,52 +50,35 @@ def load_split(path: str, categories: list[str]):
     return torch.from_numpy(cache.features[keep]), torch.from_numpy(ids[keep])
 
 
-def train_stage1(cfg, train_x, train_y, val_x, val_y, tower=None):
-    """Train a ``Stage1Model``; returns (model with the best state loaded, best_epoch, history)."""
+def train_stage1(cfg, train_x, train_y, val_x, val_y, ckpt_path, tower=None):
+    """Train a ``Stage1Model`` on the engine; returns (model with the best state loaded, best_epoch
+    (0-based), history (per-epoch dicts)).  Resumes exactly from ``ckpt_path``."""
     import torch
 
-    from mesc3d.models.prompt_stage1 import Stage1Model, lr_at_epoch
+    from mesc3d.engine.tasks import Stage1Task
+    from mesc3d.engine.trainer import Engine, LoopCfg
+    from mesc3d.models.prompt_stage1 import Stage1Model
 
     p = cfg.prompt
     torch.manual_seed(cfg.seed)
     model = Stage1Model(p, list(cfg.data.categories), train_x.shape[1], tower=tower)
-    params = model.trainable_parameters()
     log.info("stage 1: %s, %d trainable parameters, %d train / %d val shapes, feature dim %d",
-             model.bank.extra_repr(), sum(x.numel() for x in params), len(train_x), len(val_x), train_x.shape[1])
-    opt = torch.optim.Adam(params, lr=p.lr, betas=(0.9, 0.999), eps=1e-6, weight_decay=0.0)
-    gen = torch.Generator().manual_seed(cfg.seed)
-    batch = max(2, min(p.batch_size, len(train_x)))
-    best, best_epoch, best_state, history = -float("inf"), -1, None, []
-    for epoch in range(p.epochs):
-        t0 = time.perf_counter()
-        lr = lr_at_epoch(epoch, p.epochs, p.lr, p.lr_min, p.warmup_epochs, p.warmup_lr)
-        for group in opt.param_groups:
-            group["lr"] = lr
-        model.train()
-        order = torch.randperm(len(train_x), generator=gen)
-        n_batches = max(1, len(order) // batch)  # drop the last partial batch (InfoNCE needs >1 sample)
-        total = 0.0
-        for b in range(n_batches):
-            idx = order[b * batch: (b + 1) * batch]
-            loss = model(train_x[idx], train_y[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            model.clamp_temperature()
-            total += loss.item()
-        val = model.evaluate(val_x, val_y)
-        row = {"epoch": epoch, "lr": lr, "loss": total / n_batches, "val_diag_cos": val["diag_cos"],
-               "val_top1": val["top1"], "logit_scale": model.logit_scale.item(), "seconds": time.perf_counter() - t0}
-        history.append(row)
-        improved = val["diag_cos"] > best
-        if improved:
-            best, best_epoch, best_state = val["diag_cos"], epoch, model.trainable_state_dict()
-        log.info("epoch %d/%d lr %.2e loss %.4f val cos %.4f top1 %.3f scale %.2f (%.1fs)%s", epoch + 1, p.epochs,
-                 lr, row["loss"], val["diag_cos"], val["top1"], model.scale().item(), row["seconds"],
-                 " *" if improved else "")
-    if best_state is not None:
-        model.load_trainable_state(best_state)
-    return model, best_epoch, history
+             model.bank.extra_repr(), sum(x.numel() for x in model.trainable_parameters()), len(train_x),
+             len(val_x), train_x.shape[1])
+    loop = LoopCfg(p.lr, p.lr_min, p.warmup_lr, p.warmup_epochs, p.epochs, 0, 1, cfg.train.checkpoint_minutes,
+                   False, "cpu")
+    engine = Engine(cfg, Stage1Task(cfg, model, train_x, train_y, val_x, val_y), loop, ckpt_path,
+                    log_name="stage 1")
+    try:
+        st = engine.fit()
+    finally:
+        engine.close()
+    model.load_trainable_state(engine.final_weights(st))
+    train_rows = {r["epoch"]: r for r in st.rows if r["split"] == "train"}
+    history = [{"epoch": r["epoch"] - 1, "lr": r["lr"], "loss": train_rows[r["epoch"]]["loss"],
+                "val_diag_cos": r["diag_cos"], "val_top1": r["top1"], "logit_scale": r["logit_scale"],
+                "seconds": r["seconds"]} for r in st.rows if r["split"] == "val"]
+    return model, st.best_epoch - 1, history
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -123,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
         raise BadInputError(args.val_features, f"feature width {val_x.shape[1]} != train {train_x.shape[1]}")
     t0 = time.perf_counter()
-    model, best_epoch, history = train_stage1(cfg, train_x, train_y, val_x, val_y)
+    ckpt = Path(args.out).parent / "ckpt" / f"{Path(args.out).stem}.last.pt"
+    model, best_epoch, history = train_stage1(cfg, train_x, train_y, val_x, val_y, ckpt)
     minutes = (time.perf_counter() - t0) / 60
     names = seen + [n for n in cfg.data.unseen_categories if n not in seen]
     priors = model.priors(names).contiguous()  # (C, D)

@@ -31,6 +31,8 @@ from mesc3d.io import atomic_path, write_csv
 
 log = logging.getLogger("mesc3d.train")
 
+METRIC_COLUMNS = ["epoch", "step", "split", "loss", "cd_l1_x100", "cd_l2_x1000", "lr", "seconds"]
+
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mesc3d train", description=__doc__.splitlines()[0])
@@ -52,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
     from mesc3d.engine.runtime import build_model
-    from mesc3d.engine.trainer import METRIC_COLUMNS, Trainer
+    from mesc3d.engine.tasks import ReconTask
+    from mesc3d.engine.trainer import Engine, LoopCfg
 
     categories = list(cfg.data.categories)
     train_set = ReconDataset(args.train, cfg.data, categories, train=True)
@@ -68,7 +71,11 @@ def main(argv: list[str] | None = None) -> int:
     log.info("run %s (config %s): %d train / %d val shapes, %.3fM trainable parameters",
              cfg.name, config_hash(cfg), len(train_set), len(val_set), n_train / 1e6)
 
-    trainer = Trainer(cfg, model, train_set, val_set, table, args.out, stop_at_step=args.stop_at_step)
+    t = cfg.train
+    loop = LoopCfg(t.lr, t.lr_min, t.warmup_lr, t.warmup_epochs, t.epochs, t.max_steps, t.val_every,
+                   t.checkpoint_minutes, t.amp, t.device)
+    trainer = Engine(cfg, ReconTask(cfg, model, train_set, val_set, table), loop, Path(args.out) / "ckpt" / "last.pt",
+                     stop_at_step=args.stop_at_step)
     try:
         state = trainer.fit()
         if trainer.dist.is_main:
@@ -80,13 +87,13 @@ def main(argv: list[str] | None = None) -> int:
                 "prior_in_dim": 0 if table is None else int(table.shape[1]),
                 "class_names": categories,
                 "best_epoch": state.best_epoch,
-                "best_metric": state.best_metric,
+                "best_metric": trainer.best_metric(state),
                 "global_step": state.global_step,
             }
             with atomic_path(out / "model.pt") as tmp:
                 torch.save(final, tmp)
             write_csv(out / "metrics.csv", pd.DataFrame(state.rows, columns=METRIC_COLUMNS))
-            log.info("done: best val metric %.4f at epoch %d -> %s", state.best_metric, state.best_epoch, out)
+            log.info("done: best val metric %.4f at epoch %d -> %s", trainer.best_metric(state), state.best_epoch, out)
     finally:
         trainer.close()
     return 0

@@ -2,13 +2,13 @@
 
 Per shape: CD-L1 x100, CD-L2 x1000, F-score (squared NN distance < ``eval.fscore_threshold``) and
 the Euclidean-threshold F-score, computed in float64 between the prediction and the split file's
-fixed GT subset.  Per category: mean over that category's shapes; the ``mean`` row is the
-unweighted mean over categories (the paper's convention), not over shapes.
+fixed GT subset (``metrics.table_metrics``, one NN search).  Per category:
+``metrics.per_category_means`` (unweighted mean over classes, the paper's convention).
 """
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Sequence
+from typing import Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -16,19 +16,13 @@ import torch
 
 from mesc3d import metrics
 
-METRICS = ["cd_l1_x100", "cd_l2_x1000", "fscore", "fscore_euclid"]
+METRICS = list(metrics.METRIC_COLUMNS)
 
 
 def shape_metrics(pred: torch.Tensor, gt: torch.Tensor, cfg) -> dict[str, np.ndarray]:
     """pred (B, N, 3), gt (B, G, 3) -> dict of (B,) float64 arrays (table scales applied)."""
-    pred, gt = pred.double(), gt.double()
-    return {
-        "cd_l1_x100": 100.0 * metrics.chamfer_l1(pred, gt).numpy(),
-        "cd_l2_x1000": 1000.0 * metrics.chamfer_l2(pred, gt).numpy(),
-        "fscore": metrics.fscore(pred, gt, threshold=cfg.eval.fscore_threshold, squared=True).numpy(),
-        "fscore_euclid": metrics.fscore(pred, gt, threshold=cfg.eval.fscore_euclidean_threshold,
-                                        squared=False).numpy(),
-    }
+    return metrics.table_metrics(pred, gt, fscore_threshold=cfg.eval.fscore_threshold,
+                                 fscore_euclid_threshold=cfg.eval.fscore_euclidean_threshold)
 
 
 def per_shape_frame(batches: Iterable[tuple[dict, torch.Tensor]], cfg, dataset,
@@ -48,22 +42,6 @@ def per_shape_frame(batches: Iterable[tuple[dict, torch.Tensor]], cfg, dataset,
                 kept[idx] = (batch["image"][j].permute(1, 2, 0).numpy(), batch["points"][j].numpy(),
                              pred[j].numpy())
     return pd.DataFrame(rows, columns=["shape_id", "category", *METRICS]), kept
-
-
-def per_category_frame(per_shape: pd.DataFrame, categories: Sequence[str]) -> pd.DataFrame:
-    """Rows: each category present (in ``categories`` order), then ``mean`` (unweighted over classes)."""
-    rows = []
-    for cat in categories:
-        sub = per_shape[per_shape["category"] == cat]
-        if len(sub) == 0:
-            continue
-        rows.append({"category": cat, "n_shapes": len(sub), **{m: float(sub[m].mean()) for m in METRICS}})
-    frame = pd.DataFrame(rows, columns=["category", "n_shapes", *METRICS])
-    if len(frame):
-        mean = {"category": "mean", "n_shapes": int(frame["n_shapes"].sum()),
-                **{m: float(frame[m].mean()) for m in METRICS}}
-        frame = pd.concat([frame, pd.DataFrame([mean])], ignore_index=True)
-    return frame
 
 
 def first_per_category(n: int) -> Callable[[int, str], bool]:

@@ -1,4 +1,16 @@
-"""Stage-2 reconstruction training with exact resume, AMP on CUDA and DDP under torchrun.
+"""The one training loop (stage 1, Point-MAE pretraining, stage 2): exact resume, AMP, DDP, signals.
+
+nanoGPT-simple: a small *task* object (``mesc3d.engine.tasks``) knows its model, optimiser, batches
+and loss; ``Engine`` owns everything else -- the LR schedule (``schedule.CosineWarmup``, a pure
+function of the global step), AMP (CUDA only), DistributedDataParallel under torchrun, SIGTERM/SIGINT,
+periodic (``checkpoint_minutes``) and end-of-epoch resume checkpoints, metrics rows, validation
+every ``val_every`` epochs and best-weights selection.
+
+A task provides: ``model`` (nn.Module), ``make_optimizer()``, ``steps_per_epoch(dist)``,
+``batches(epoch, start, dist)`` (the batches of steps ``start..`` of ``epoch``), ``loss(net, batch,
+autocast)`` (scalar), optionally ``after_step()``, ``validate() -> dict | None`` with
+``select = (key, "min" | "max")``, and ``model_state()`` / ``load_model_state()`` (what the
+checkpoint and best-weights keep; default the full state dict).
 
 Exactness contract: with the same config and seed, a run that is interrupted (SIGTERM/SIGINT, a
 Slurm preemption, a kill after the last periodic checkpoint) and restarted produces the same final
@@ -8,9 +20,14 @@ weights and metrics as an uninterrupted run, because
 - the model's own randomness (dropout, drop-path) uses the global torch RNG, whose state on every
   rank is saved in the checkpoint together with model, optimiser, grad-scaler, schedule position,
   best-so-far weights and the metrics rows;
-- the LR is a pure function of the global step (``schedule.CosineWarmup``).
+- the LR is a pure function of the global step (``schedule.CosineWarmup``);
+- batch-level randomness of a task (Point-MAE's augmentation and masks) draws from that global RNG.
 A checkpoint from a different resolved config (hash mismatch) is set aside and training restarts
 from scratch, with a log message saying so.
+
+Testing hook: ``MESC3D_SIGNAL_AT_STEP=K:TERM`` (or ``K:KILL``) makes the process send itself that
+signal right after global step K (before that step's checkpoint check), so tests can kill any of the
+three trainings at an exact step.
 """
 
 from __future__ import annotations
@@ -18,6 +35,7 @@ from __future__ import annotations
 import copy
 import logging
 import math
+import os
 import signal
 import time
 from dataclasses import dataclass, field
@@ -29,13 +47,12 @@ import torch
 from mesc3d.config import ExperimentCfg, config_hash, to_dict
 from mesc3d.engine import distributed as ddp
 from mesc3d.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
-from mesc3d.engine.losses import reconstruction_loss
-from mesc3d.engine.runtime import epoch_order, iterate_batches, pick_device, seed_everything
-from mesc3d.engine.validation import validate
+from mesc3d.engine.runtime import pick_device, seed_everything
+from mesc3d.engine.schedule import CosineWarmup
 
 log = logging.getLogger(__name__)
 
-METRIC_COLUMNS = ["epoch", "step", "split", "loss", "cd_l1_x100", "cd_l2_x1000", "lr", "seconds"]
+CKPT_FORMAT = "mesc3d-engine-v2"
 
 
 class TrainingInterrupted(SystemExit):
@@ -52,7 +69,7 @@ class TrainState:
     best_model: dict[str, torch.Tensor] | None = None
     epoch_loss_sum: float = 0.0
     epoch_batches: int = 0
-    rows: list[list[Any]] = field(default_factory=list)
+    rows: list[dict[str, Any]] = field(default_factory=list)
     elapsed: float = 0.0
 
 
@@ -79,33 +96,51 @@ class _SignalFlag:
             signal.signal(sig, handler)
 
 
-class Trainer:
-    def __init__(self, cfg: ExperimentCfg, model: torch.nn.Module, train_set, val_set,
-                 priors: torch.Tensor | None, out_dir: str | Path, stop_at_step: int | None = None):
-        self.cfg = cfg
-        self.dist = ddp.setup(pick_device(cfg.train.device).type)
-        self.device = pick_device(cfg.train.device)
+@dataclass(frozen=True)
+class LoopCfg:
+    """The loop's knobs (stage 1 takes them from ``prompt.*``, the others from ``train.*``)."""
+
+    lr: float
+    lr_min: float
+    warmup_lr: float
+    warmup_epochs: float
+    epochs: int
+    max_steps: int = 0  # >0 stops after this many global steps
+    val_every: int = 1
+    checkpoint_minutes: float = 10.0
+    amp: bool = False  # fp16 autocast + grad scaling, CUDA only
+    device: str = "auto"
+
+
+def _self_signal_at() -> tuple[int, int] | None:
+    spec = os.environ.get("MESC3D_SIGNAL_AT_STEP", "")
+    if not spec:
+        return None
+    step, _, name = spec.partition(":")
+    return int(step), int(getattr(signal, f"SIG{name or 'TERM'}"))
+
+
+class Engine:
+    def __init__(self, cfg: ExperimentCfg, task, loop: LoopCfg, ckpt_path: str | Path,
+                 stop_at_step: int | None = None, log_name: str = "train"):
+        self.cfg, self.task, self.loop = cfg, task, loop
+        self.dist = ddp.setup(pick_device(loop.device).type)
+        self.device = pick_device(loop.device)
         if self.device.type == "cuda" and self.dist.enabled:
             self.device = torch.device("cuda", self.dist.local_rank)
         seed_everything(cfg.seed + self.dist.rank)
-        self.out_dir = Path(out_dir)
-        self.ckpt_path = self.out_dir / "ckpt" / "last.pt"
-        self.train_set, self.val_set = train_set, val_set
-        self.priors = None if priors is None else priors.to(self.device)
-        self.model = model.to(self.device)
+        self.ckpt_path = Path(ckpt_path)
         self.stop_at_step = stop_at_step
-        self.amp = cfg.train.amp and self.device.type == "cuda"
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=cfg.train.lr, betas=(0.9, 0.999), eps=1e-6,
-                                          weight_decay=cfg.train.weight_decay)
+        self._signal_at = _self_signal_at()
+        self.log_name = log_name
+        self.amp = loop.amp and self.device.type == "cuda"
+        task.to(self.device)
+        self.model = task.model
+        self.optimizer = task.make_optimizer()
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
-        # drop_last: a trailing batch of one image would break BatchNorm (and skew the loss)
-        per_rank = len(train_set) // self.dist.world_size
-        self.steps_per_epoch = max(1, per_rank // cfg.train.batch_size)
-        from mesc3d.engine.schedule import CosineWarmup
-
-        t = cfg.train
-        self.schedule = CosineWarmup(t.lr, t.lr_min, t.warmup_lr, t.warmup_epochs, t.epochs, self.steps_per_epoch)
+        self.steps_per_epoch = max(1, int(task.steps_per_epoch(self.dist)))
+        self.schedule = CosineWarmup(loop.lr, loop.lr_min, loop.warmup_lr, loop.warmup_epochs, loop.epochs,
+                                     self.steps_per_epoch)
         self.hash = config_hash(cfg)
         self.net = self.model
         if self.dist.enabled:
@@ -114,13 +149,26 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
 
+    # ------------------------------------------------------------------ task defaults
+    def _model_state(self) -> dict[str, torch.Tensor]:
+        get = getattr(self.task, "model_state", None)
+        return get() if get else self.model.state_dict()
+
+    def _load_model_state(self, state: dict[str, torch.Tensor]) -> None:
+        put = getattr(self.task, "load_model_state", None)
+        put(state) if put else self.model.load_state_dict(state)
+
+    def autocast(self):
+        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+
     # ------------------------------------------------------------------ checkpoints
     def _state_dict(self, st: TrainState) -> dict[str, Any]:
         rngs = ddp.all_gather_objects(self.dist, rng_state())
         return {
+            "format": CKPT_FORMAT,
             "config_hash": self.hash,
             "config": to_dict(self.cfg),
-            "model": self.model.state_dict(),
+            "model": self._model_state(),
             "optimizer": self.optimizer.state_dict(),
             "scaler": self.scaler.state_dict(),
             "schedule": self.schedule.state_dict(),
@@ -143,16 +191,18 @@ class Trainer:
         if not self.ckpt_path.is_file():
             return TrainState()
         state = load_checkpoint(self.ckpt_path, map_location=self.device)
-        if state.get("config_hash") != self.hash or state.get("world_size") != self.dist.world_size:
+        same = (state.get("format") == CKPT_FORMAT and state.get("config_hash") == self.hash
+                and state.get("world_size") == self.dist.world_size)
+        if not same:
             if self.dist.is_main:
                 aside = self.ckpt_path.with_name(f"stale-{state.get('config_hash', 'unknown')}.pt")
                 self.ckpt_path.replace(aside)
-                log.warning("resume checkpoint was made with a different config (hash %s, now %s) or "
-                            "world size; moved it to %s and training starts from scratch",
-                            state.get("config_hash"), self.hash, aside)
+                log.warning("%s: resume checkpoint was made with a different config (hash %s, now %s), "
+                            "world size or format; moved it to %s and training starts from scratch",
+                            self.log_name, state.get("config_hash"), self.hash, aside)
             ddp.barrier(self.dist)
             return TrainState()
-        self.model.load_state_dict(state["model"])
+        self._load_model_state(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"][self.dist.rank])
@@ -160,69 +210,61 @@ class Trainer:
             epoch=state["epoch"], step_in_epoch=state["step_in_epoch"], global_step=state["global_step"],
             best_metric=state["best_metric"], best_epoch=state["best_epoch"], best_model=state["best_model"],
             epoch_loss_sum=state["epoch_loss_sum"], epoch_batches=state["epoch_batches"],
-            rows=[list(r) for r in state["rows"]], elapsed=state["elapsed"],
+            rows=[dict(r) for r in state["rows"]], elapsed=state["elapsed"],
         )
-        log.info("resumed from %s at epoch %d, step %d", self.ckpt_path, st.epoch, st.global_step)
+        log.info("%s: resumed from %s at epoch %d, step %d", self.log_name, self.ckpt_path, st.epoch, st.global_step)
         return st
 
     # ------------------------------------------------------------------ loop
-    def _prior_of(self, batch: dict[str, Any]) -> torch.Tensor | None:
-        if self.priors is None:
-            return None
-        cls = batch["class_id"].to(self.device)
-        if (cls < 0).any():
-            raise ValueError("a training item has class_id -1: its category is not in data.categories")
-        return self.priors[cls]
-
-    def _step(self, batch: dict[str, Any], st: TrainState) -> float:
+    def _step(self, batch: Any, st: TrainState) -> float:
         lr = self.schedule.apply(self.optimizer, st.global_step)
-        images = batch["image"].to(self.device, non_blocking=True)
-        gt = batch["points"].to(self.device, non_blocking=True)
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp):
-            pred = self.net(images, self._prior_of(batch))
-        loss = reconstruction_loss(pred.float(), gt, self.cfg.train.loss)
+        loss = self.task.loss(self.net, batch, self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        after = getattr(self.task, "after_step", None)
+        if after:
+            after()
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite training loss at step {st.global_step} (lr {lr:g})")
+            raise FloatingPointError(f"{self.log_name}: non-finite training loss at step {st.global_step} (lr {lr:g})")
         return float(loss.detach())
+
+    def _done(self, st: TrainState) -> bool:
+        return bool(self.loop.max_steps and st.global_step >= self.loop.max_steps)
 
     def fit(self) -> TrainState:
         st = self.try_resume()
-        t = self.cfg.train
         last_save = time.monotonic()
         t0 = time.monotonic() - st.elapsed
         from tqdm import tqdm
 
         with _SignalFlag() as flag:
-            while st.epoch < t.epochs and not (t.max_steps and st.global_step >= t.max_steps):
-                self.net.train()
-                order = epoch_order(len(self.train_set), self.cfg.seed, st.epoch)[self.dist.rank::self.dist.world_size]
-                order = order[: self.steps_per_epoch * t.batch_size]  # (steps * B,) full batches only
-                done = st.step_in_epoch * t.batch_size
-                batches = iterate_batches(self.train_set, order[done:], t.batch_size, self.cfg.seed, st.epoch)
+            while st.epoch < self.loop.epochs and not self._done(st):
+                self.model.train()
+                batches = self.task.batches(st.epoch, st.step_in_epoch, self.dist)
                 bar = tqdm(batches, total=self.steps_per_epoch - st.step_in_epoch, disable=None,
-                           desc=f"epoch {st.epoch + 1}/{t.epochs}", leave=False)
+                           desc=f"{self.log_name} epoch {st.epoch + 1}/{self.loop.epochs}", leave=False)
                 for batch in bar:
                     st.epoch_loss_sum += self._step(batch, st)
                     st.epoch_batches += 1
                     st.step_in_epoch += 1
                     st.global_step += 1
                     st.elapsed = time.monotonic() - t0
+                    if self._signal_at and st.global_step == self._signal_at[0]:
+                        os.kill(os.getpid(), self._signal_at[1])
                     interrupted = flag.signum is not None or st.global_step == self.stop_at_step
                     interrupted = ddp.broadcast_flag(self.dist, interrupted, self.device)
-                    periodic = time.monotonic() - last_save >= t.checkpoint_minutes * 60
+                    periodic = time.monotonic() - last_save >= self.loop.checkpoint_minutes * 60
                     if interrupted or periodic:
                         self.save(st)
                         last_save = time.monotonic()
                     if interrupted:
                         code = 128 + (flag.signum or signal.SIGTERM)
-                        log.warning("interrupted at step %d: resume checkpoint saved, exiting %d",
-                                    st.global_step, code)
+                        log.warning("%s interrupted at step %d: resume checkpoint saved, exiting %d",
+                                    self.log_name, st.global_step, code)
                         raise TrainingInterrupted(code)
-                    if t.max_steps and st.global_step >= t.max_steps:
+                    if self._done(st):
                         break
                 self._end_epoch(st)
                 self.save(st)
@@ -230,28 +272,39 @@ class Trainer:
         return st
 
     def _end_epoch(self, st: TrainState) -> None:
-        t = self.cfg.train
         lr = self.schedule.lr_at(max(st.global_step - 1, 0))
         mean_loss = st.epoch_loss_sum / max(st.epoch_batches, 1)
         seconds = round(st.elapsed, 3)
-        st.rows.append([st.epoch + 1, st.global_step, "train", mean_loss, math.nan, math.nan, lr, seconds])
-        last = st.epoch + 1 >= t.epochs or bool(t.max_steps and st.global_step >= t.max_steps)
-        if (st.epoch + 1) % t.val_every == 0 or last:
-            res = validate(self.model, self.val_set, self.priors, self.device, self.cfg)
-            st.rows.append([st.epoch + 1, st.global_step, "val", res["loss"], res["cd_l1_x100"],
-                            res["cd_l2_x1000"], lr, seconds])
-            metric = res["cd_l2_x1000"] if t.loss == "l2" else res["cd_l1_x100"]
+        st.rows.append({"epoch": st.epoch + 1, "step": st.global_step, "split": "train", "loss": mean_loss,
+                        "lr": lr, "seconds": seconds})
+        last = st.epoch + 1 >= self.loop.epochs or self._done(st)
+        res = None
+        if (st.epoch + 1) % self.loop.val_every == 0 or last:
+            res = self.task.validate()
+        if res is not None:
+            st.rows.append({"epoch": st.epoch + 1, "step": st.global_step, "split": "val", **res, "lr": lr,
+                            "seconds": seconds})
+            key, mode = self.task.select
+            metric = res[key] if mode == "min" else -res[key]
             if metric < st.best_metric:
                 st.best_metric, st.best_epoch = metric, st.epoch + 1
-                st.best_model = {k: v.detach().clone() for k, v in self.model.state_dict().items()}
-            log.info("epoch %d: train loss %.5f, val CD-L1x100 %.4f CD-L2x1000 %.4f (best %.4f @ %d)",
-                     st.epoch + 1, mean_loss, res["cd_l1_x100"], res["cd_l2_x1000"], st.best_metric, st.best_epoch)
+                st.best_model = {k: v.detach().clone() for k, v in self._model_state().items()}
+            log.info("%s epoch %d: train loss %.5f, val %s (best %s %.4f @ %d)", self.log_name, st.epoch + 1,
+                     mean_loss, " ".join(f"{k} {v:.4f}" for k, v in res.items()), key,
+                     st.best_metric if mode == "min" else -st.best_metric, st.best_epoch)
+        else:
+            log.info("%s epoch %d: train loss %.5f, lr %.3g", self.log_name, st.epoch + 1, mean_loss, lr)
         st.epoch += 1
         st.step_in_epoch = 0
         st.epoch_loss_sum, st.epoch_batches = 0.0, 0
 
     def final_weights(self, st: TrainState) -> dict[str, torch.Tensor]:
-        return copy.deepcopy(st.best_model) if st.best_model is not None else self.model.state_dict()
+        """The best validated weights (as ``model_state``), else the current ones."""
+        return copy.deepcopy(st.best_model) if st.best_model is not None else self._model_state()
+
+    def best_metric(self, st: TrainState) -> float:
+        """The selection metric in its own sign (``select`` mode "max" is stored negated)."""
+        return st.best_metric if self.task.select[1] == "min" else -st.best_metric
 
     def close(self) -> None:
         ddp.teardown(self.dist)

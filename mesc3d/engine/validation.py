@@ -6,8 +6,9 @@ from typing import Any
 
 import torch
 
-from mesc3d.engine.losses import chamfer_terms, reconstruction_loss
+from mesc3d.engine.losses import loss_backend
 from mesc3d.engine.runtime import iterate_batches
+from mesc3d.ops.chamfer import chamfer_from_sq_dists, sq_dists
 
 
 @torch.no_grad()
@@ -32,15 +33,15 @@ def predict(model, dataset, priors: torch.Tensor | None, device: torch.device, b
 
 @torch.no_grad()
 def validate(model, dataset, priors, device, cfg) -> dict[str, Any]:
-    """Mean loss, CD-L1x100 and CD-L2x1000 over the split (pooled over shapes)."""
+    """Mean loss, CD-L1x100 and CD-L2x1000 over the split (pooled over shapes), one NN search a batch."""
     n, loss_sum, l1_sum, l2_sum = 0, 0.0, 0.0, 0.0
     for batch, pred in predict(model, dataset, priors, device, cfg.eval.batch_size, seed=cfg.seed):
         gt = batch["points"].float()
-        b = gt.shape[0]
-        d1, d2 = chamfer_terms(pred, gt)
-        l1_sum += float((0.5 * (d1.sqrt().mean(1) + d2.sqrt().mean(1))).sum())
-        l2_sum += float((d1.mean(1) + d2.mean(1)).sum())
-        loss_sum += float(reconstruction_loss(pred, gt, cfg.train.loss)) * b
-        n += b
+        d1, d2, _, _ = sq_dists(pred, gt, backend=loss_backend(pred.device))  # (B, G), (B, N)
+        l1, l2 = chamfer_from_sq_dists(d1, d2, norm="l1"), chamfer_from_sq_dists(d1, d2, norm="l2")  # (B,)
+        loss = {"l1": l1, "l2": l2, "l1+l2": l1 + l2}[cfg.train.loss]
+        l1_sum, l2_sum = l1_sum + float(l1.sum()), l2_sum + float(l2.sum())
+        loss_sum += float(loss.mean()) * gt.shape[0]
+        n += gt.shape[0]
     n = max(n, 1)
     return {"loss": loss_sum / n, "cd_l1_x100": 100 * l1_sum / n, "cd_l2_x1000": 1000 * l2_sum / n}

@@ -5,7 +5,7 @@
 - ``image_encoder``      ResNet-18 / CLIP image tokens, plug-in registry
 - ``mit``                interlaced image/point cross-attention fusion
 - ``esm``, ``decoder``   selection maps, adaptive point norm, staged decoders
-- ``mesc3d``             the assembled model ``MESC3D`` and ``build_mesc3d``
+- ``mesc3d``             the assembled model ``MESC3D``
 - ``layers``             shared transformer blocks
 - ``text_towers``        frozen text towers: open_clip ViT-B-16 (paper) and all-MiniLM-L6-v2 (offline)
 - ``text_prompt``        3DSPL prompt learner + deep prompt tuning (``PromptBank``)

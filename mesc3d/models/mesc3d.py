@@ -20,13 +20,12 @@ sample, so its Point-MAE tokens are computed ONCE, in eval mode under no_grad, a
 persistent buffer ``template_tokens`` (1, Tp, D); ``refresh_template_tokens()`` recomputes it (done by
 ``load_point_encoder``).  The Point-MAE encoder is frozen and stays in eval mode under ``model.train()``
 (the official code ran it in train mode every step, spec §10.4).  ``prior=None`` with a prior mode
-means "no prior": the prior feature p is zeros.  Models never read data files; ``build_mesc3d`` loads
-the configured Point-MAE checkpoint, if any.
+means "no prior": the prior feature p is zeros.  Models never read data files; the engine
+(``mesc3d.engine.runtime.build_model``) loads the Point-MAE checkpoint, if any.
 """
 
 from __future__ import annotations
 
-import logging
 
 import torch
 from torch import nn
@@ -38,7 +37,6 @@ from mesc3d.models.image_encoder import build_image_encoder
 from mesc3d.models.mit import MIT
 from mesc3d.models.point_mae import LoadReport, PointMAEEncoder, load_pointmae_checkpoint
 
-log = logging.getLogger(__name__)
 
 PRIOR_MODES = ENUMS["model.prior_injection"]  # one list of the modes: mesc3d.config
 
@@ -158,14 +156,3 @@ class MESC3D(nn.Module):
         out["total"] = count_parameters(self)
         out["frozen"] = out["total"] - out["trainable"]
         return out
-
-
-def build_mesc3d(cfg: ExperimentCfg, prior_in_dim: int = 512) -> MESC3D:
-    """``MESC3D`` plus the configured Point-MAE checkpoint (``model.point_mae.checkpoint``), if any."""
-    model = MESC3D(cfg, prior_in_dim)
-    if cfg.model.point_mae.checkpoint:
-        report = model.load_point_encoder(cfg.model.point_mae.checkpoint)
-        log.info("%s", report.summary())
-    else:
-        log.warning("model.point_mae.checkpoint is empty: the frozen Point-MAE keeps its random init")
-    return model

@@ -9,7 +9,7 @@
   4. light decoder: append a learnable ``mask_token`` for every masked patch, add ``decoder_pos_embed``
      of all centres, ``decoder_depth`` pre-norm blocks, LayerNorm on the masked tokens -> (B, M, d);
   5. ``increase_dim`` Conv1d d -> 3*S predicts every masked patch (S points, centred) -> (B*M, S, 3);
-  6. loss = Chamfer-L2 (mean squared NN distance both ways, summed; ``mesc3d.ops.nearest_sq_dist``)
+  6. loss = Chamfer-L2 (mean squared NN distance both ways, summed; ``mesc3d.ops.chamfer_distance``)
      between predicted and true masked patches, averaged over patches.
 
 The encoder part is a full ``PointMAEEncoder`` (attribute ``encoder_model``), so after pretraining
@@ -25,7 +25,7 @@ from torch import nn
 from mesc3d.config import PointMAECfg
 from mesc3d.models.layers import TransformerStack, init_trunc_normal
 from mesc3d.models.point_mae import PointMAEEncoder, _pos_mlp
-from mesc3d.ops import nearest_sq_dist
+from mesc3d.ops import chamfer_distance
 
 
 def random_patch_mask(batch: int, groups: int, n_mask: int, device: torch.device) -> torch.Tensor:
@@ -33,12 +33,6 @@ def random_patch_mask(batch: int, groups: int, n_mask: int, device: torch.device
     order = torch.rand(batch, groups, device=device).argsort(dim=1)  # (B, G)
     mask = torch.zeros(batch, groups, dtype=torch.bool, device=device)
     return mask.scatter_(1, order[:, :n_mask], True)
-
-
-def chamfer_l2_patches(pred: torch.Tensor, gt: torch.Tensor) -> torch.Tensor:
-    """mean over patches of [mean d(pred->gt) + mean d(gt->pred)] (squared); (P, S, 3) each."""
-    d_xy, _, d_yx, _ = nearest_sq_dist(pred, gt)  # (P, S), (P, S)
-    return d_xy.mean() + d_yx.mean()
 
 
 class PointMAEPretrain(nn.Module):
@@ -82,7 +76,7 @@ class PointMAEPretrain(nn.Module):
         x_rec = self.decoder_norm(self.decoder(x_full, pos_full)[:, -M:])  # (B, M, d)
         pred = self.increase_dim(x_rec.transpose(1, 2)).transpose(1, 2).reshape(B * M, S, 3)
         gt = groups[mask].reshape(B * M, S, 3)
-        loss = chamfer_l2_patches(pred.float(), gt.float())
+        loss = chamfer_distance(pred.float(), gt.float(), norm="l2", batch_reduction="pooled")  # (B*M) patches
         if return_parts:
             return loss, {"pred": pred, "gt": gt, "mask": mask}
         return loss

@@ -159,12 +159,3 @@ class Stage1Model(nn.Module):
         out = self.bank.encode(list(names)).float()
         self.train(was)
         return out
-
-
-def lr_at_epoch(epoch: int, epochs: int, lr: float, lr_min: float, warmup_epochs: int, warmup_lr: float) -> float:
-    """timm-style CosineLRScheduler stepped per epoch: linear warmup from warmup_lr, then cosine to lr_min."""
-    if epoch < warmup_epochs:
-        return warmup_lr + (lr - warmup_lr) * epoch / warmup_epochs
-    span = max(epochs - warmup_epochs, 1)
-    t = min(epoch - warmup_epochs, span) / span
-    return lr_min + 0.5 * (lr - lr_min) * (1 + math.cos(math.pi * t))

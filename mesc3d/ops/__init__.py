@@ -8,6 +8,8 @@ Public API (contracts.md):
 - ``farthest_point_sample(x (B,N,3), k, *, backend=None) -> (B,k) long`` (starts at index 0);
   ``farthest_point_sample_naive``.
 - ``knn(x (B,N,3), centers (B,G,3), k) -> (B,G,k) long`` sorted by distance; ``knn_naive``.
+- ``chamfer_distance(pred, gt, ..., norm, batch_reduction)`` and ``fscore`` (:mod:`mesc3d.ops.chamfer`):
+  the one Chamfer / F-score of the package, on top of ``nearest_sq_dist``.
 
 Backends: see :mod:`mesc3d.ops.dispatch` (``backend=`` or env ``MESC3D_OPS_BACKEND`` =
 ``auto|torch|kdtree|triton|cuda``; ``auto`` = torch on CPU, Triton on CUDA).
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import torch
 
+from .chamfer import chamfer_distance, fscore
 from .dispatch import BackendUnavailableError, resolve
 from .fps import farthest_point_sample_naive, farthest_point_sample_torch
 from .knn import knn_naive, knn_torch
@@ -25,7 +28,7 @@ from .nn_dist import (finish_from_indices, nearest_indices_kdtree, nearest_sq_di
 
 __all__ = [
     "nearest_sq_dist", "nearest_sq_dist_naive", "farthest_point_sample", "farthest_point_sample_naive",
-    "knn", "knn_naive", "BackendUnavailableError",
+    "knn", "knn_naive", "BackendUnavailableError", "chamfer_distance", "fscore",
 ]
 
 
