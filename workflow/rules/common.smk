@@ -209,3 +209,42 @@ def encoder_ckpt():
     (e.g. modelnet_1k.pth), else our masked-autoencoder pretraining (rule pretrain_pointmae)."""
     path = config["base"].get("model", {}).get("point_mae", {}).get("checkpoint", "")
     return path or "results/pointmae/encoder.pt"
+
+
+# ------------------------------------------------------------------ pretrained weights files
+# config `weights`: name -> {url, sha256, size, local_file, out, lock}; rule download_weights (local)
+# fetches `out`.  Rules that load weights declare the files as inputs (run_weights), so a missing file
+# is fetched where the network is, never from a compute job (jobs run with the hubs switched off).
+WEIGHTS_BY_PATH = {w["out"]: name for name, w in (config.get("weights") or {}).items()}
+
+
+def weights_args(path):
+    name = WEIGHTS_BY_PATH[path]
+    w = config["weights"][name]
+    args = ["--name", name, "--no-extract", "--force", "--archive", path, "--out", str(Path(path).parent)]
+    if w.get("local_file"):
+        args += ["--local-archive", w["local_file"]]
+    args += ["--url", w["url"], "--sha256", w.get("sha256") or "null"]
+    if w.get("size"):
+        args += ["--size", str(w["size"])]
+    if not w.get("sha256"):
+        args += ["--lock", w.get("lock") or "config/checksums.lock.json"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _weights_file(value):
+    """A weights setting that names a file ("" and open_clip tags such as `openai` are not files)."""
+    return bool(value) and (value in WEIGHTS_BY_PATH or "/" in value or value.endswith((".pt", ".pth", ".bin")))
+
+
+def run_weights(exp):
+    """Local weights files one run's jobs load: the CLIP file of its text tower and Tab. 4 image tower."""
+    cfg = run_config(exp)
+    files = []
+    if cfg.prompt.text_backend == "open_clip" and _weights_file(cfg.prompt.pretrained):
+        files.append(cfg.prompt.pretrained)
+    if cfg.model.image_encoder.startswith("clip_"):
+        clip = cfg.model.image_weights or cfg.prompt.pretrained
+        if _weights_file(clip) and clip not in files:
+            files.append(clip)
+    return files

@@ -6,6 +6,7 @@
 rule evaluate:
     input:
         cfg="results/configs/{exp}.yaml",
+        weights=lambda wc: run_weights(wc.exp),
         model="results/train/{exp}/model.pt",
         split="results/data/test.npz",
         prompts=lambda wc: prompts_for(wc.exp),
@@ -82,6 +83,7 @@ rule alias:
 rule zeroshot_eval:
     input:
         cfg="results/configs/{exp}.yaml",
+        weights=lambda wc: run_weights(wc.exp),
         model="results/train/{exp}/model.pt",
         prompts=lambda wc: prompts_for(wc.exp),
         cfg_without=f"results/configs/{config['zeroshot']['without_prior']}.yaml",
@@ -113,6 +115,7 @@ rule zeroshot_eval:
 rule complexity_run:
     input:
         cfg="results/configs/{exp}.yaml",
+        weights=lambda wc: run_weights(wc.exp),
         code=sources("mesc3d/models", "mesc3d/cli/complexity.py"),
     output:
         "results/complexity/{exp}.csv",

@@ -54,6 +54,7 @@ rule cache_features:
 rule pretrain_prompt:
     input:
         cfg=prompt_config,
+        weights=lambda wc: run_weights("_base" if wc.pkey == "default" else wc.pkey),
         train="results/features/train.h5",
         val="results/features/val.h5",
         code=sources("mesc3d/models/text_prompt.py", "mesc3d/models/text_towers.py",

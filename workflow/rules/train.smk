@@ -10,6 +10,7 @@ rule train:
         val="results/data/val.npz",
         encoder=encoder_ckpt(),
         prompts=lambda wc: prompts_for(wc.exp),
+        weights=lambda wc: run_weights(wc.exp),
         code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/data/dataset.py", "mesc3d/engine",
                      "mesc3d/cli/train.py"),
     output:
