@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from mesc3d.errors import BadInputError, ConfigError
-from tests.weights_layouts import TINY_CLIP, write_openai_clip
+from weights_layouts import TINY_CLIP, write_openai_clip
 
 
 def reference_text_features(sd: dict, ids: torch.Tensor, quick_gelu: bool = True) -> torch.Tensor:

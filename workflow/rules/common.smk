@@ -119,6 +119,7 @@ def eval_target(exp):
 # sheet table id -> file name in results/tables/
 TABLE_FILES = {
     "table1": "table1_shapenet",
+    "table2": "table2_pix3d",
     "table3": "table3_ablation",
     "tab4": "table4_encoder",
     "tab5": "table5_stage1",
@@ -136,6 +137,8 @@ def table_inputs(table):
     """The per-run result CSVs one table is built from."""
     if table == "zeroshot":
         return [f"results/zeroshot/{config['zeroshot']['with_prior']}/per_category.csv"]
+    if table == "table2":
+        return [f"results/eval_pix3d/{exp}/per_category.csv" for exp in exps(kind="mesc3d", table=table)]
     files = []
     for exp in exps(table=table):
         files.append(eval_target(exp))
@@ -161,6 +164,14 @@ def final_outputs():
 
 
 # ------------------------------------------------------------------ data and downloads
+def pix3d_eval_split():
+    """Tab. 2 test photos: the Pix3D test split itself (data.source pix3d), else the Pix3D(-style)
+    photos of the seen classes that prepare writes beside the ShapeNet splits."""
+    if config["base"]["data"].get("source") == "pix3d":
+        return "results/data/test.npz"
+    return "results/data/pix3d_test.npz"
+
+
 def data_root_input():
     if config["synthetic"]["enabled"]:
         return config["synthetic"]["out"]

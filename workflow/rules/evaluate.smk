@@ -36,6 +36,39 @@ rule evaluate:
         " --split {input.split} --out results/eval/{wildcards.exp} > {log} 2>&1"
 
 
+rule evaluate_pix3d:
+    input:
+        cfg="results/configs/{exp}.yaml",
+        weights=lambda wc: run_weights(wc.exp),
+        model="results/train/{exp}/model.pt",
+        split=pix3d_eval_split(),
+        prompts=lambda wc: prompts_for(wc.exp),
+        code=sources("mesc3d/models", "mesc3d/ops", "mesc3d/metrics.py", "mesc3d/data/dataset.py",
+                     "mesc3d/engine", "mesc3d/viz.py", "mesc3d/cli/evaluate.py"),
+    output:
+        per_category=report("results/eval_pix3d/{exp}/per_category.csv", category="Evaluation (Pix3D)",
+                            subcategory="{exp}"),
+        per_shape="results/eval_pix3d/{exp}/per_shape.csv",
+        figure="results/eval_pix3d/{exp}/samples.png",
+    params:
+        prompts=prompts_arg,
+    wildcard_constraints:
+        exp=_names("mesc3d"),
+    log:
+        "logs/evaluate_pix3d/{exp}.log",
+    benchmark:
+        "benchmarks/evaluate_pix3d/{exp}.tsv"
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d evaluate --config {input.cfg} --model {input.model} {params.prompts}"
+        " --split {input.split} --out results/eval_pix3d/{wildcards.exp} > {log} 2>&1"
+
+
 rule baseline:
     input:
         cfg="results/configs/{exp}.yaml",
