@@ -28,6 +28,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -70,7 +71,8 @@ def _mirrors(root: Path, server: LoopbackServer) -> dict[str, tuple[str, str, in
     """Build + serve every file; {name: (url, sha256, size)}."""
     src = root / "src"
     make_shapenet_tree(src / "sn", per_class=10, n_points=600)
-    make_pix3d_tree(src / "p3", cats=("chair", "sofa", "table", "bed", "bookcase", "desk", "tool"), per_cat=8)
+    make_pix3d_tree(src / "p3", cats=("chair", "sofa", "table", "bed", "bookcase", "desk", "tool"),
+                    per_cat=16)  # BDM split: 12 train (val = last 1/8 of them) / 4 test per class
     files = {
         "pointcloud": zip_tree(src / "sn" / "ShapeNetV1PointCloud", root / "ShapeNetV1PointCloud.zip",
                                "ShapeNetV1PointCloud/"),
@@ -132,9 +134,18 @@ def _planned_rules(work: Path, args: list[str], env: dict) -> set[str]:
     return {ln.split()[0] for ln in stats.splitlines()[3:] if ln.strip()}
 
 
-def test_real_configs_rehearsal_through_slurm(local_slurm, tmp_path, capsys):  # noqa: F811
+@pytest.fixture
+def own_tmp():
+    """A private tmp dir (pytest's basetemp may be pruned by a concurrent pytest of the same user)."""
+    path = Path(tempfile.mkdtemp(prefix="mesc3d-rehearsal-"))
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def test_real_configs_rehearsal_through_slurm(local_slurm, own_tmp, capsys):  # noqa: F811
     if shutil.which("unshare") is None:
         pytest.skip("needs unshare (util-linux) for the jobs' empty network namespace")
+    tmp_path = own_tmp
     netlog = tmp_path / "netlog.txt"
     netlog.touch()
     with LoopbackServer() as server:
