@@ -245,7 +245,8 @@ def weights_args(path):
 
 def _weights_file(value):
     """A weights setting that names a file ("" and open_clip tags such as `openai` are not files)."""
-    return bool(value) and (value in WEIGHTS_BY_PATH or "/" in value or value.endswith((".pt", ".pth", ".bin")))
+    return bool(value) and (value in WEIGHTS_BY_PATH or len(Path(value).parts) > 1
+                            or value.endswith((".pt", ".pth", ".bin")))
 
 
 def run_weights(exp):
