@@ -16,6 +16,11 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 
 
+# No job but a download touches the network: every job's shell runs with the model hubs switched
+# off, so a missing weights file is a clear error, never a download from a compute node.
+shell.prefix("set -euo pipefail; export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1; ")
+
+
 wildcard_constraints:
     exp="[a-z][a-z0-9_]*",
     pkey="[a-z][a-z0-9_]*",
@@ -23,6 +28,7 @@ wildcard_constraints:
 
 
 include: "workflow/rules/data.smk"
+include: "workflow/rules/weights.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/train.smk"
 include: "workflow/rules/evaluate.smk"

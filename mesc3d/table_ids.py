@@ -11,6 +11,7 @@ from __future__ import annotations
 # id -> (file stem, is an ablation table: built by the `ablations` target)
 TABLES: dict[str, tuple[str, bool]] = {
     "table1": ("table1_shapenet", False),
+    "table2": ("table2_pix3d", False),
     "table3": ("table3_ablation", True),
     "tab4": ("table4_encoder", True),
     "tab5": ("table5_stage1", True),

@@ -101,7 +101,8 @@ def test_prepare_outputs(prepared):
     prep, cfg = prepared
     summary = json.loads((prep / "summary.json").read_text())
     # 4 per class: floor(2.8)=2 train, floor(3.2)-2=1 val, 1 test
-    assert {k: v["n"] for k, v in summary["splits"].items()} == {"train": 6, "val": 3, "test": 3, "zeroshot": 4}
+    assert {k: v["n"] for k, v in summary["splits"].items()} == {"train": 6, "val": 3, "test": 3, "zeroshot": 4,
+                                                                   "pix3d_test": 0}
     for split, n in (("train", 6), ("val", 3), ("test", 3)):
         d = np.load(prep / f"{split}.npz")
         assert d["points"].shape == (n, 256, 3) and d["points"].dtype == np.float32

@@ -126,8 +126,10 @@ def test_image_encoder_resnet_tokens():
 
 
 @pytest.mark.parametrize("which", ["clip_frozen", "clip_finetune"])
-def test_image_encoder_clip_plugins(which):
-    from mesc3d.models.image_encoder import build_image_encoder
+def test_image_encoder_clip_plugins(which, monkeypatch):
+    from mesc3d.models.image_encoder import ALLOW_RANDOM_CLIP_ENV, build_image_encoder
+
+    monkeypatch.setenv(ALLOW_RANDOM_CLIP_ENV, "1")  # random towers: tests only
 
     cfg = tiny_cfg(image_encoder=which)
     enc = build_image_encoder(cfg.model, cfg.data)
@@ -185,7 +187,8 @@ def test_full_model_other_flags(flags):
         assert len(model.decoder.maps) == 3
 
 
-def test_full_model_clip_frozen_and_amp():
+def test_full_model_clip_frozen_and_amp(monkeypatch):
+    monkeypatch.setenv("MESC3D_TEST_ALLOW_RANDOM_CLIP", "1")  # random towers: tests only
     torch.manual_seed(0)
     model = MESC3D(tiny_cfg(image_encoder="clip_frozen"), prior_in_dim=24).eval()
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):

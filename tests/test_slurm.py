@@ -16,10 +16,11 @@ to the terminal even without ``-s``.
 Skipped (with the reason) when not root, or when the Slurm packages are missing and cannot be
 installed (start script exit code 3: no apt-get / apt-get failed).
 
-WORKFLOW selects what runs: "real" (default) = the repository's Snakefile with config/smoke.yaml
-(~21 Slurm jobs, ~7 min on 2 busy cores), "toy" = a 4-job workflow generated in the tmp dir
-(prep x2 -> train with gpu=1 -> tables, ~70 s), for debugging the Slurm plumbing alone. Switching is
-the one line below (or ``MESC3D_SLURM_TEST_WORKFLOW=toy``).
+WORKFLOW selects what runs: "toy" (default) = a 4-job workflow generated in the tmp dir
+(prep x2 -> train with gpu=1 -> tables, ~70 s): the Slurm plumbing alone (fake GPU seen by the job);
+"real" = the repository's Snakefile with config/smoke.yaml (~21 Slurm jobs, ~7 min on 2 busy cores).
+The real DAG through Slurm is tests/test_rehearsal.py (config/shapenet.yaml and config/pix3d.yaml,
+jobs without network), so CI runs "toy" here; ``MESC3D_SLURM_TEST_WORKFLOW=real`` runs the smoke DAG.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import pytest
 
 pytestmark = pytest.mark.slurm
 
-WORKFLOW = os.environ.get("MESC3D_SLURM_TEST_WORKFLOW", "real")  # "real" | "toy"
+WORKFLOW = os.environ.get("MESC3D_SLURM_TEST_WORKFLOW", "toy")  # "toy" | "real"
 
 GPU_RULES = {"pretrain_pointmae", "pretrain_prompt", "train"}  # rules that request `gpu`
 REPO = Path(__file__).resolve().parents[1]

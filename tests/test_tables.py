@@ -261,3 +261,23 @@ def test_compute_cost_empty_folder(tmp_path):
     assert compute_cost.main(["--benchmarks", str(tmp_path / "benchmarks"), "--out", str(out)]) == 0
     assert pd.read_csv(tmp_path / "cc.csv").empty
     assert "(no benchmark files)" in (tmp_path / "cc.md").read_text()
+
+
+def test_table2_pix3d_from_the_pix3d_evaluations(world, tmp_path):
+    sheet, res, _ = world
+    sheet.write_text(SHEET.replace("mesc3d\tmesc3d\ttable1,", "mesc3d\tmesc3d\ttable1,table2,"))
+    names = {t.name for t in build_all(sheet, res)}
+    assert "table2_pix3d" not in names  # no Pix3D evaluation yet: not built (and never from ShapeNet CSVs)
+    pix = {"chair": (1.2, 2.0, 0.97), "sofa": (1.5, 2.5, 0.96), "table": (1.4, 2.2, 0.95)}
+    rows = [dict(category=c, n_shapes=4, cd_l1_x100=v[0], cd_l2_x1000=v[1], fscore=v[2]) for c, v in pix.items()]
+    (res / "eval_pix3d" / "mesc3d").mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(res / "eval_pix3d" / "mesc3d" / "per_category.csv", index=False)
+    out = run_cli(sheet, res, tmp_path / "t", "--only", "table2_pix3d")
+    df = pd.read_csv(out / "table2_pix3d.csv").set_index("category")
+    assert list(df.index) == ["chair", "sofa", "table", "mean"]
+    assert df.loc["chair", "cd_l1_x100:mesc3d"] == 1.2
+    assert math.isclose(df.loc["mean", "cd_l2_x1000:mesc3d"], np.mean([2.0, 2.5, 2.2]), abs_tol=1e-4)
+    assert df.loc["mean", "cd_l1_x100:paper_mesc3d"] == 1.37 and math.isnan(df.loc["chair", "cd_l1_x100:paper_mesc3d"])
+    md = (out / "table2_pix3d.md").read_text()
+    assert "1.37" in md and "†" in md and "other diffusion methods have around 7" in md
+    assert not (out / "table1_shapenet.csv").exists()

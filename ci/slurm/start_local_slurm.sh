@@ -77,7 +77,7 @@ mkdir -p "$PIDS" "$LOGS" "$STATE/ctld" "$STATE/slurmd"
 
 # ---------------------------------------------------------------- 2. config
 HOST=$(hostname -s)
-NCPU=$(nproc)
+NCPU=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # GNU nproc honours OMP_NUM_THREADS (tests set it to 1)
 MEM_MB=$(awk '/MemTotal/ {print int($2/1024)}' /proc/meminfo)
 REAL_MEM=$((MEM_MB * 85 / 100))          # leave headroom; slurmd refuses if RealMemory > actual
 if [[ $WITH_DBD == 1 ]]; then

@@ -21,7 +21,9 @@ File contract
 - Verification: ``--sha256 HEX`` (and ``--size``) are checked.  When the hash is unknown
   (``--sha256 null`` or omitted), either ``--lock FILE`` (trust on first use: the hash and size of
   the first good download are recorded in that JSON file under ``--name`` and every later download
-  or local copy must match them; commit the file or copy it to the cluster) or an explicit
+  or local copy must match them; commit the file or copy it to the cluster).  "Good" means: the
+  whole file arrived with the size given by ``--size`` or announced by the server, and (unless
+  ``--no-extract``) it extracted without error; only then is the hash recorded or an explicit
   ``--no-verify`` is required; otherwise the command refuses to run.
 - Re-running with an existing marker does nothing (``--force`` redoes the work); an existing
   destination directory not created by this command is never replaced without ``--force``.
@@ -40,7 +42,7 @@ import urllib.parse
 from pathlib import Path
 
 from mesc3d.cli._common import setup_logging
-from mesc3d.data.archive import CorruptArchiveError, safe_extract
+from mesc3d.data.archive import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, CorruptArchiveError, safe_extract
 from mesc3d.data.download import check_local, copy_verified, download
 from mesc3d.errors import ConfigError
 from mesc3d.io import write_json
@@ -70,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=float, default=60.0, help="socket time-out in seconds")
     p.add_argument("--backoff", type=float, default=2.0, help="first retry delay in seconds (doubles, max 120 s)")
     p.add_argument("--marker", default="", help="marker file name in --out (default .complete-<name>.json)")
+    p.add_argument("--max-bytes", type=int, default=None,
+                   help=f"refuse an archive that would extract to more bytes (default {DEFAULT_MAX_BYTES})")
+    p.add_argument("--max-ratio", type=float, default=None,
+                   help=f"refuse an archive that extracts to more than RATIO x its size (default {DEFAULT_MAX_RATIO:g}; "
+                        "small archives get a 64 MiB allowance)")
     p.add_argument("--strict", action="store_true", help="fail (instead of skipping) on unsafe archive members")
     p.add_argument("--force", action="store_true", help="redo even if the marker exists; replace existing data")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -185,11 +192,7 @@ def main(argv: list[str] | None = None) -> int:
         digest, src, used_url = res.sha256, res.path, res.url
         log.info("%s: got %s (%d bytes, sha256 %s, %d request(s))", name, res.url, res.size, digest, res.attempts)
     actual_size = Path(src).stat().st_size
-    if args.lock is not None:
-        entry = {"sha256": digest, "size": actual_size, "source": used_url or str(local), "recorded_utc": _utc()}
-        _record_lock(args.lock, name, entry)
-        if sha_source == "unverified":
-            sha_source = "recorded"
+    size_checked = bool(local) or res.size_checked
 
     info = {"members": 0, "n_dirs": 0, "n_links": 0, "refused": [], "placed": []}
     kept = str(src)
@@ -197,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         strip = args.strip_components if args.strip_components == "auto" else int(args.strip_components)
         try:
             report = safe_extract(
-                src, out, top_dir=args.top_dir, strip_components=strip, replace=ours or args.force, strict=args.strict
+                src, out, top_dir=args.top_dir, strip_components=strip, replace=ours or args.force, strict=args.strict,
+                max_bytes=args.max_bytes, max_ratio=args.max_ratio,
             )
         except CorruptArchiveError:
             if not local:  # a corrupt download is never used again (the user's own file is left alone)
@@ -216,6 +220,16 @@ def main(argv: list[str] | None = None) -> int:
             Path(src).unlink()
             kept = None
         log.info("%s: extracted %d files into %s (%d refused)", name, report.n_files, out, len(report.refused))
+    # trust on first use: record only a file that is complete (size-checked) and, unless --no-extract,
+    # has just extracted; a stale .part or an error page must never become the trusted hash
+    if args.lock is not None and sha_source == "unverified":
+        if size_checked:
+            entry = {"sha256": digest, "size": actual_size, "source": used_url or str(local), "recorded_utc": _utc()}
+            _record_lock(args.lock, name, entry)
+            sha_source = "recorded"
+        else:
+            log.warning("%s: the server announced no size, so the SHA-256 %s is NOT recorded in %s; pass --size "
+                        "or --sha256 to pin it", name, digest, args.lock)
     write_json(marker, {
         "name": name, "url": used_url, "urls": urls, "local_archive": local, "sha256": digest,
         "sha256_source": sha_source, "size": actual_size, "archive": kept, "finished_utc": _utc(), **info,

@@ -13,13 +13,17 @@ Outputs in P (default ``data.prepared``), each written atomically, ``summary.jso
 - ``train.npz``, ``val.npz``, ``test.npz``: seen classes, ShapeNet split rule (per class, sorted ids,
   first 70% / next 10% / last 20%), or with ``data.source: pix3d`` the Pix3D photos of the seen
   classes (BDM split, see ``prepare_pix3d_seen``); ``zeroshot.npz``: every Pix3D record of the unseen classes
-  (written with 0 records, and a log line, when R has no ``pix3d/``, so the file set is fixed).  Keys: ``points`` float32 (S, G, 3) (fixed
+  (written with 0 records, and a log line, when R has no ``pix3d/``, so the file set is fixed);
+  ``pix3d_test.npz``: the Tab. 2 test photos -- with ``data.source: pix3d`` the same records as
+  ``test.npz``, else every Pix3D record of the seen classes (a model trained on ShapeNet never saw
+  them; 0 records when there are none).  Keys: ``points`` float32 (S, G, 3) (fixed
   subset seeded by the shape id / model path, then unit ball), ``shape_ids`` str (S,),
   ``categories`` str (S,), ``images`` str (S, V) and ``masks`` str (S, V) relative to ``root``,
   ``bboxes`` float32 (S, V, 4) (NaN for ShapeNet), ``root`` str, ``source`` str.
 - ``summary.json``: counts per split and category, G, V, root, a hash of the data config.
 
-Every model is validated first (dense points finite, all V renders present and RGBA; Pix3D files
+Every model is validated first (dense points finite, all V renders present, RGBA, square, at least
+``data.crop`` wide and fully decoded -- a truncated PNG stops here, naming the file; Pix3D files
 present, meshes with faces and finite vertices); any problem stops the command with one line
 naming the file, before anything is written.
 """
@@ -46,15 +50,16 @@ from mesc3d.io import save_npz, write_json
 log = logging.getLogger("mesc3d.prepare")
 
 
-def _shapenet_item(item: tuple, root: str, n_gt: int, n_views: int) -> tuple[np.ndarray, list[str]]:
+def _shapenet_item(item: tuple, root: str, n_gt: int, n_views: int, min_side: int) -> tuple[np.ndarray, list[str]]:
     cat, synset, mid = item
-    rels = shapenet.check_model_views(root, synset, mid, n_views)
+    rels = shapenet.check_model_views(root, synset, mid, n_views, min_side)  # every render fully decoded
     path = shapenet.points_path(root, synset, mid)
     return gt_points(shapenet.read_points(path), n_gt, key=mid, where=str(path)), rels
 
 
 def _pix3d_gt(model_rel: str, root: str, n_gt: int) -> np.ndarray:
-    return pix3d.mesh_gt_points(Path(root) / pix3d.PIX3D_DIR / model_rel, n_gt, key=model_rel)
+    """GT of one Pix3D model (``model_rel`` relative to R, already checked by ``pix3d.record_path``)."""
+    return pix3d.mesh_gt_points(Path(root) / model_rel, n_gt, key=model_rel[len(pix3d.PIX3D_DIR) + 1:])
 
 
 def _map(fn, items: list, workers: int, desc: str) -> list:
@@ -70,7 +75,7 @@ def prepare_shapenet(root: Path, cfg, workers: int) -> dict[str, dict]:
     splits = shapenet.scan(root, list(d.categories), d.train_frac, d.val_frac)
     out = {}
     for split, items in splits.items():
-        fn = partial(_shapenet_item, root=str(root), n_gt=d.n_gt_points, n_views=d.n_views)
+        fn = partial(_shapenet_item, root=str(root), n_gt=d.n_gt_points, n_views=d.n_views, min_side=d.crop)
         res = _map(fn, items, workers, f"prepare {split}")
         s = len(items)
         out[split] = {
@@ -90,15 +95,16 @@ def _pix3d_arrays(root: Path, records: list[dict], cfg, workers: int, desc: str)
     d = cfg.data
     for rec in records:
         pix3d.check_record_files(root, rec)
-    models = sorted({r["model"] for r in records})
+    rel = {f: [pix3d.record_relpath(root, r, f) for r in records] for f in ("img", "mask", "model")}
+    models = sorted(set(rel["model"]))
     gts = dict(zip(models, _map(partial(_pix3d_gt, root=str(root), n_gt=d.n_gt_points), models, workers, desc)))
     s = len(records)
     return {
-        "points": np.stack([gts[r["model"]] for r in records]) if s else np.zeros((0, d.n_gt_points, 3), np.float32),
+        "points": np.stack([gts[m] for m in rel["model"]]) if s else np.zeros((0, d.n_gt_points, 3), np.float32),
         "shape_ids": np.array([Path(r["img"]).stem for r in records], dtype=str),
         "categories": np.array([r["category"] for r in records], dtype=str),
-        "images": np.array([[f"{pix3d.PIX3D_DIR}/{r['img']}"] for r in records], dtype=str).reshape(s, 1),
-        "masks": np.array([[f"{pix3d.PIX3D_DIR}/{r['mask']}"] for r in records], dtype=str).reshape(s, 1),
+        "images": np.array(rel["img"], dtype=str).reshape(s, 1),
+        "masks": np.array(rel["mask"], dtype=str).reshape(s, 1),
         "bboxes": np.array([[r["bbox"]] for r in records], dtype=np.float32).reshape(s, 1, 4),
         "root": np.array(str(root)), "source": np.array("pix3d"),
     }
@@ -140,6 +146,16 @@ def prepare_zeroshot(root: Path, cfg, workers: int) -> dict:
     return _pix3d_arrays(root, records, cfg, workers, "prepare zeroshot")
 
 
+def prepare_pix3d_test(root: Path, cfg, workers: int, files: dict) -> dict:
+    if cfg.data.source == "pix3d":
+        return files["test"]
+    if not (root / pix3d.PIX3D_DIR).is_dir():
+        records = []
+    else:
+        records = pix3d.select(pix3d.read_records(root), cfg.data.categories)
+    return _pix3d_arrays(root, records, cfg, workers, "prepare pix3d_test")
+
+
 def _counts(arrays: dict) -> dict[str, int]:
     cats, n = np.unique(arrays["categories"], return_counts=True)
     return {str(c): int(k) for c, k in zip(cats, n)}
@@ -161,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         files = prepare_shapenet(root, cfg, args.workers)
     files["zeroshot"] = prepare_zeroshot(root, cfg, args.workers)
+    files["pix3d_test"] = prepare_pix3d_test(root, cfg, args.workers, files)
     # everything validated and computed: now write (each file atomically, the summary last)
     for name, arrays in files.items():
         save_npz(out / f"{name}.npz", **arrays)

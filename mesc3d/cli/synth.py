@@ -2,7 +2,7 @@
 
 Usage::
 
-    mesc3d synth --out DIR [--per-class N] [--unseen-per-class M] [--images-per-model J]
+    mesc3d synth --out DIR [--per-class N] [--unseen-per-class M] [--images-per-model J] [--pix3d-seen-per-class N]
                  [--seed S] [--dense-points K] [--views V] [--image-size P]
                  [--categories c1 c2 ...] [--unseen-categories u1 ...] [--workers W] [--overwrite]
 
@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output data root")
     p.add_argument("--per-class", type=int, default=30, help="models per seen class")
     p.add_argument("--unseen-per-class", type=int, default=8, help="models per unseen (Pix3D) class")
+    p.add_argument("--pix3d-seen-per-class", type=int, default=0,
+                   help="models per seen class that Pix3D also has (chair, sofa, table), in the Pix3D layout")
     p.add_argument("--images-per-model", type=int, default=2, help="Pix3D photos per unseen model")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--dense-points", type=int, default=10000, help="surface samples per seen model")
@@ -50,6 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging()
     cfg = SynthCfg(per_class=args.per_class, unseen_per_class=args.unseen_per_class,
+                   pix3d_seen_per_class=args.pix3d_seen_per_class,
                    images_per_model=args.images_per_model, seed=args.seed, dense_points=args.dense_points,
                    views=args.views, image_size=args.image_size, categories=tuple(args.categories),
                    unseen_categories=tuple(args.unseen_categories))

@@ -73,6 +73,7 @@ class DownloadResult:
     size: int  # bytes
     resumed: bool  # a previous .part was continued at least once
     attempts: int  # HTTP requests made in total
+    size_checked: bool = False  # the size equals ``size`` or the total the server announced
 
 
 class _Retryable(Exception):
@@ -158,6 +159,12 @@ def _content_range_start(value: str | None) -> tuple[int, int | None] | None:
     return int(m.group(1)), total
 
 
+def _content_range_total(value: str | None) -> int | None:
+    """TOTAL of a ``Content-Range: bytes */TOTAL`` (a 416's) or ``bytes A-B/TOTAL`` header, else None."""
+    m = re.match(r"bytes\s+(?:\*|\d+-\d+)/(\d+)\s*$", value or "")
+    return int(m.group(1)) if m else None
+
+
 def _attempt(url: str, part: Path, size: int | None, timeout: float, state: dict, pbar) -> None:
     """One HTTP request that appends to ``part``; raises _Retryable/_Permanent or returns when done."""
     start = part.stat().st_size if part.exists() else 0
@@ -178,8 +185,16 @@ def _attempt(url: str, part: Path, size: int | None, timeout: float, state: dict
         resp = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as err:
         err.close()
-        if err.code == 416 and start:  # nothing beyond `start`: the part is complete (or bogus)
-            return
+        if err.code == 416 and start:  # nothing beyond `start`: complete only if the server's total says so
+            cr = _content_range_total(err.headers.get("Content-Range") if err.headers else None)
+            if cr == start and (size is None or size == start):
+                state["total"] = cr
+                return
+            log.warning("%s: HTTP 416 with Content-Range %r for a %d-byte part; restarting from byte 0",
+                        url, err.headers.get("Content-Range") if err.headers else None, start)
+            part.unlink()
+            state["hash"], state["hash_len"] = hashlib.sha256(), 0
+            raise _Retryable("HTTP 416 whose Content-Range total does not match the partial file") from err
         if err.code in RETRYABLE_STATUS:
             raise _Retryable(f"HTTP {err.code} {err.reason}") from err
         raise _Permanent(f"HTTP {err.code} {err.reason}") from err
@@ -210,6 +225,7 @@ def _attempt(url: str, part: Path, size: int | None, timeout: float, state: dict
             total = int(length) if length and length.isdigit() else None
         if size is not None and total is not None and total != size:
             raise _Permanent(f"server reports {total} bytes, expected {size}")
+        state["total"] = total
         pbar.total = total or size
         pbar.n = start
         pbar.refresh()
@@ -290,7 +306,7 @@ def download(
         else:
             log.info("%s: present but no SHA-256 to check it against; downloading again", dest)
     errors: list[str] = []
-    state = {"attempts": 0, "resumed": False}
+    state = {"attempts": 0, "resumed": False, "total": None}
     for raw_url in urls:
         url = resolve_url(raw_url)
         tried_form = False
@@ -334,8 +350,10 @@ def download(
             errors.append(str(err))
             log.warning("%s", err)
             continue
+        got = part.stat().st_size
+        checked = (size is not None and got == size) or state.get("total") == got
         os.replace(part, dest)
-        return DownloadResult(dest, raw_url, digest, dest.stat().st_size, state["resumed"], state["attempts"])
+        return DownloadResult(dest, raw_url, digest, got, state["resumed"], state["attempts"], checked)
     raise UserFacingError(f"{dest}: download failed from every URL: " + " | ".join(errors))
 
 

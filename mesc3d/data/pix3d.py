@@ -6,13 +6,20 @@ GT point clouds come from the record's ``model.obj``: area-weighted surface samp
 from the model path, so every image of one model shares one GT cloud), then the unit ball.
 
 BDM protocol split (``bdm_split``): per category, in json order, first 80% train, last 20% test.
-No rotation into the ShapeNet frame is applied (the synthetic models are already in it; real Pix3D
-users following BDM must add it: spec §6).
+Frame: Pix3D's models are stored in another orientation than ShapeNet v1's canonical one (the
+frame our networks predict in).  Like the BDM protocol (mlpc-ucsd/BDM,
+``experiments/dataset/pix3d.py``, the step it calls "shapenet v2 -> v1"), every Pix3D mesh is
+rotated into the ShapeNet v1 frame by ``PIX3D_TO_SHAPENET_V1`` (a 90° turn about the up axis y:
+x' = -z, y' = y, z' = x) before its GT is sampled (docs/design.md, "Pix3D frame").
+
+Record paths (``img``, ``mask``, ``model``) must stay inside ``R/pix3d``: ``record_path`` is the one
+check, used by every reader of a record file.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import logging
 import math
 from pathlib import Path
@@ -28,6 +35,20 @@ log = logging.getLogger(__name__)
 PIX3D_DIR = "pix3d"
 REQUIRED = ("img", "mask", "model", "category", "img_size", "bbox")
 KNOWN = tuple(dict.fromkeys(PIX3D_ALL + UNSEEN))
+
+
+# p_shapenet_v1 = PIX3D_TO_SHAPENET_V1 @ p_pix3d (rows: x' = -z, y' = y, z' = x); orthonormal, det +1
+PIX3D_TO_SHAPENET_V1 = np.array([[0.0, 0.0, -1.0], [0.0, 1.0, 0.0], [1.0, 0.0, 0.0]])
+
+
+def to_shapenet_v1(points: np.ndarray) -> np.ndarray:
+    """(N, 3) points in Pix3D's model frame -> ShapeNet v1's frame."""
+    return np.asarray(points) @ PIX3D_TO_SHAPENET_V1.T
+
+
+def from_shapenet_v1(points: np.ndarray) -> np.ndarray:
+    """(N, 3) points in ShapeNet v1's frame -> Pix3D's model frame (inverse of ``to_shapenet_v1``)."""
+    return np.asarray(points) @ PIX3D_TO_SHAPENET_V1
 
 
 def json_path(root: str | Path) -> Path:
@@ -97,13 +118,39 @@ def mesh_gt_points(path: str | Path, k: int, key: str) -> np.ndarray:
     """GT of a mesh: ``k`` area-weighted samples (seeded by ``key``) -> unit ball, float32 (k, 3)."""
     mesh = load_mesh(path)
     rng = np.random.default_rng(seed_from_key(key))
-    pts = sample_surface(mesh.vertices, mesh.faces, k, rng, where=str(path))
+    vertices = to_shapenet_v1(mesh.vertices)  # (V, 3) Pix3D frame -> ShapeNet v1 frame
+    pts = sample_surface(vertices, mesh.faces, k, rng, where=str(path))
     return normalize_unit_ball(pts)
 
 
-def check_record_files(root: str | Path, rec: dict) -> None:
+def record_path(root: str | Path, rec: dict, field: str) -> Path:
+    """``R/pix3d/<rec[field]>``, refused (``BadInputError``) unless it stays inside ``R/pix3d``.
+
+    Absolute paths, drive letters, ``..`` that climbs out and symlinks that resolve outside are all
+    refused: the one check of a record path, used by ``prepare`` for every file it reads or lists.
+    """
     base = Path(root) / PIX3D_DIR
+    rel = str(rec[field]).replace("\\", "/")
+    where = json_path(root)
+    if not rel or rel.startswith("/") or (len(rel) > 1 and rel[1] == ":"):
+        raise BadInputError(where, f"record {rec.get('img')!r}: {field} path {rel!r} must be relative to {base}")
+    norm = os.path.normpath(rel)
+    if norm == ".." or norm.startswith("../"):
+        raise BadInputError(where, f"record {rec.get('img')!r}: {field} path {rel!r} leaves {base}")
+    path = base / norm
+    real_base = os.path.realpath(base)
+    if os.path.exists(path) and not os.path.realpath(path).startswith(real_base + os.sep):
+        raise BadInputError(where, f"record {rec.get('img')!r}: {field} path {rel!r} resolves outside {base}")
+    return path
+
+
+def record_relpath(root: str | Path, rec: dict, field: str) -> str:
+    """The checked path of ``rec[field]`` relative to the data root R (as stored in split files)."""
+    return record_path(root, rec, field).relative_to(Path(root)).as_posix()
+
+
+def check_record_files(root: str | Path, rec: dict) -> None:
     for field in ("img", "mask", "model"):
-        p = base / rec[field]
+        p = record_path(root, rec, field)
         if not p.is_file():
             raise BadInputError(p, f"missing {field} file of Pix3D record {rec['img']}")

@@ -7,7 +7,8 @@ Layout under a data root R (spec §6)::
 
 Models of a class are the point-cloud files of its synset.  Split rule (3DAttriFlow = MESC-3D):
 per class, sorted ids, first ``train_frac`` train, next ``val_frac`` val, the rest test
-(``split_ids``).  Every model must have all its renders, as RGBA PNGs; otherwise
+(``split_ids``).  Every model must have all its renders, as square RGBA PNGs that decode completely
+(R2N2: 137x137; at least ``data.crop`` wide); otherwise
 ``BadInputError`` names the offending file.
 """
 
@@ -76,25 +77,34 @@ def read_points(path: str | Path) -> np.ndarray:
     return xyz
 
 
-def check_rgba_png(path: str | Path) -> None:
-    """Raise unless ``path`` exists and is an RGBA image (only the header is read)."""
+def check_rgba_png(path: str | Path, min_side: int = 1) -> tuple[int, int]:
+    """Raise unless ``path`` is an RGBA image that decodes completely, square, each side >= ``min_side``.
+
+    The whole image is decoded (``Image.load``), so a truncated or corrupt PNG fails here, naming
+    the file, not hours later in training.  Returns its (width, height).
+    """
     path = Path(path)
     if not path.is_file():
         raise BadInputError(path, "missing rendering")
     try:
         with Image.open(path) as im:
-            mode, fmt = im.mode, im.format
+            mode, fmt, size = im.mode, im.format, im.size
+            im.load()
     except Exception as err:
-        raise BadInputError(path, f"not a readable image ({type(err).__name__}: {err})") from err
+        raise BadInputError(path, f"truncated or unreadable image ({type(err).__name__}: {err})") from err
     if mode != "RGBA":
         raise BadInputError(path, f"renders must be RGBA PNGs, got mode {mode!r} ({fmt})")
+    if size[0] != size[1] or size[0] < min_side:
+        raise BadInputError(path, f"renders must be square with sides >= {min_side} (data.crop), got {size[0]}x{size[1]}")
+    return size
 
 
-def check_model_views(root: str | Path, synset: str, model_id: str, n_views: int) -> list[str]:
-    """Validate the ``n_views`` renders of one model; returns their root-relative paths."""
+def check_model_views(root: str | Path, synset: str, model_id: str, n_views: int, min_side: int = 1) -> list[str]:
+    """Validate (fully decode) the ``n_views`` renders of one model; returns their root-relative paths."""
     rels = [view_relpath(synset, model_id, v) for v in range(n_views)]
-    for rel in rels:
-        check_rgba_png(Path(root) / rel)
+    sizes = {check_rgba_png(Path(root) / rel, min_side) for rel in rels}
+    if len(sizes) > 1:
+        raise BadInputError(Path(root) / rels[0], f"renders of one model differ in size: {sorted(sizes)}")
     return rels
 
 

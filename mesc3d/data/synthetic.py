@@ -35,7 +35,8 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from mesc3d.categories import SEEN, UNSEEN, check_categories
+from mesc3d.categories import PIX3D_ALL, SEEN, UNSEEN, check_categories
+from mesc3d.data.pix3d import PIX3D_TO_SHAPENET_V1, from_shapenet_v1
 from mesc3d.data.render import metadata_text, r2n2_cameras, render_photo, render_views
 from mesc3d.data.sampling import sample_surface
 from mesc3d.data.shapes import make_shape, model_id, palette, shape_rng
@@ -50,6 +51,7 @@ class SynthCfg:
     per_class: int = 30  # models per seen class (ShapeNet layout)
     unseen_per_class: int = 8  # models per unseen class (Pix3D layout)
     images_per_model: int = 2  # Pix3D photos per unseen model
+    pix3d_seen_per_class: int = 0  # extra models of the Pix3D classes shared with SEEN, Pix3D layout (Tab. 2)
     seed: int = 0
     dense_points: int = 10000  # K surface samples per seen model (real data: 30000)
     views: int = 24
@@ -60,7 +62,7 @@ class SynthCfg:
     def validate(self) -> None:
         check_categories(self.categories, allowed=tuple(SEEN), where="synth --categories")
         check_categories(self.unseen_categories, allowed=UNSEEN, where="synth --unseen-categories")
-        if self.per_class < 0 or self.unseen_per_class < 0 or self.images_per_model < 1:
+        if self.per_class < 0 or self.unseen_per_class < 0 or self.pix3d_seen_per_class < 0 or self.images_per_model < 1:
             raise ConfigError("synth: per-class counts must be >= 0 and images-per-model >= 1")
         if self.dense_points < 1 or self.views < 1 or self.image_size < 16:
             raise ConfigError("synth: dense-points and views must be >= 1, image-size >= 16")
@@ -115,7 +117,8 @@ def build_unseen(root: Path, cfg: SynthCfg, category: str, index: int) -> list[d
     mid = model_id(cfg.seed, category, index)
     name = f"SYNTH_{category.upper()}_{mid[:8]}"
     model_rel = f"model/{category}/{name}/model.obj"
-    _write(root / "pix3d" / model_rel, obj_text(mesh.vertices, mesh.faces).encode())
+    # stored in Pix3D's model frame, like the real models, so prepare's rotation into ShapeNet v1 is exercised
+    _write(root / "pix3d" / model_rel, obj_text(from_shapenet_v1(mesh.vertices), mesh.faces).encode())
     records = []
     for j in range(cfg.images_per_model):
         photo = render_photo(mesh, roles, colors, rng)
@@ -127,11 +130,21 @@ def build_unseen(root: Path, cfg: SynthCfg, category: str, index: int) -> list[d
             "img": img_rel, "category": category, "img_size": photo["img_size"], "2d_keypoints": [],
             "mask": mask_rel, "img_source": "synthetic", "model": model_rel, "model_raw": model_rel,
             "model_source": "mesc3d-synth", "3d_keypoints": "", "voxel": "",
-            "rot_mat": photo["rot_mat"], "trans_mat": photo["trans_mat"], "focal_length": photo["focal_length"],
+            # camera rotation for the model as stored (Pix3D frame): x_cam = R_v1 (M p_pix3d) -> R_v1 M
+            "rot_mat": (np.asarray(photo["rot_mat"]) @ PIX3D_TO_SHAPENET_V1).tolist(),
+            "trans_mat": photo["trans_mat"], "focal_length": photo["focal_length"],
             "cam_position": photo["cam_position"], "inplane_rotation": photo["inplane_rotation"],
             "truncated": False, "occluded": False, "slightly_occluded": False, "bbox": photo["bbox"],
         })
     return records
+
+
+PIX3D_SEEN_OFFSET = 100_000  # shape index of the first Pix3D-layout model of a seen class
+
+
+def pix3d_seen_classes(cfg: SynthCfg) -> tuple[str, ...]:
+    """Seen classes written in the Pix3D layout too (those real Pix3D has: chair, sofa, table)."""
+    return tuple(c for c in cfg.categories if c in PIX3D_ALL) if cfg.pix3d_seen_per_class else ()
 
 
 def _task(args: tuple) -> tuple:
@@ -166,6 +179,9 @@ def generate(out: str | Path, cfg: SynthCfg, workers: int = 1, overwrite: bool =
     tmp.mkdir(parents=True)
     tasks = [(str(tmp), cfg, "seen", c, i) for c in cfg.categories for i in range(cfg.per_class)]
     tasks += [(str(tmp), cfg, "unseen", c, i) for c in cfg.unseen_categories for i in range(cfg.unseen_per_class)]
+    # seen classes that Pix3D also has: new shapes (indices after every ShapeNet-layout one), Pix3D layout
+    tasks += [(str(tmp), cfg, "unseen", c, PIX3D_SEEN_OFFSET + i) for c in pix3d_seen_classes(cfg)
+              for i in range(cfg.pix3d_seen_per_class)]
     results = []
     try:
         bar = tqdm(total=len(tasks), desc="synth", unit="shape", disable=None)
@@ -187,9 +203,9 @@ def generate(out: str | Path, cfg: SynthCfg, workers: int = 1, overwrite: bool =
                 ids[category].append(payload)
             else:
                 records += payload
-        order = {c: k for k, c in enumerate(cfg.unseen_categories)}
+        order = {c: k for k, c in enumerate(tuple(cfg.unseen_categories) + pix3d_seen_classes(cfg))}
         records.sort(key=lambda r: (order[r["category"]], r["img"]))
-        if cfg.unseen_categories and cfg.unseen_per_class:
+        if records:
             _write(tmp / "pix3d" / "pix3d.json", (json.dumps(records, indent=1) + "\n").encode())
         n_files, digest = tree_hash(tmp)
         manifest = {

@@ -8,10 +8,12 @@ Registry: ``IMAGE_ENCODERS[name](model_cfg, data_cfg) -> nn.Module``; add a new 
   n_tokens*token_dim, reshaped into tokens (chunks of one global vector, not patches).
   ``model.image_weights`` may name a LOCAL torchvision ResNet-18 state dict (ImageNet) to start from;
   nothing is ever downloaded.
-- ``clip_frozen`` / ``clip_finetune`` (Tab. 4): the open_clip ``model.clip_arch`` (ViT-B-16) visual tower,
-  built with random weights (pretrained=None: offline) unless ``model.image_weights`` names a local
-  open_clip checkpoint (full CLIP or visual-only state dict).  Inputs are normalised with the CLIP
-  mean/std; the tower's ``image_size`` follows ``data.image_size`` (must be a multiple of the patch).
+- ``clip_frozen`` / ``clip_finetune`` (Tab. 4): the open_clip ``model.clip_arch`` (ViT-B-16) visual tower
+  of the CLIP weights ``model.image_weights`` or, when empty, the run's ``prompt.pretrained`` (the same
+  CLIP as the text tower; loaded by ``clip_weights.load_clip``: OpenAI weights get QuickGELU).
+  ``data.image_size`` must equal the weights' image size (224 for ViT-B/16).  No weights -> refused
+  (a frozen random ViT would be trained on and reported); tests set ``MESC3D_TEST_ALLOW_RANDOM_CLIP=1``.
+  Inputs are normalised with the CLIP mean/std.
   ``clip_frozen``: the tower has no gradients and always stays in eval mode; only ``linear`` trains.
 """
 
@@ -36,14 +38,17 @@ def register_image_encoder(name: str):
     return deco
 
 
-def build_image_encoder(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
-    """The configured encoder; ``forward(images (B, 3, H, H)) -> (B, n_tokens, token_dim)``."""
+def build_image_encoder(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
+    """The configured encoder; ``forward(images (B, 3, H, H)) -> (B, n_tokens, token_dim)``.
+
+    ``clip_weights``: the run's CLIP weights (``prompt.pretrained``), used by the clip_* encoders when
+    ``model.image_weights`` is empty, so Tab. 4 starts from the same CLIP as the text tower."""
     try:
         factory = IMAGE_ENCODERS[model_cfg.image_encoder]
     except KeyError:
         raise ConfigError(f"model.image_encoder {model_cfg.image_encoder!r} is not one of "
                           f"{sorted(IMAGE_ENCODERS)}") from None
-    return factory(model_cfg, data_cfg)
+    return factory(model_cfg, data_cfg, clip_weights)
 
 
 class TokenHead(nn.Module):
@@ -78,7 +83,7 @@ def _load_local(path: str) -> dict:
 
 
 @register_image_encoder("resnet18")
-def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
+def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
     from torchvision.models import resnet18
 
     backbone = resnet18(weights=None, num_classes=1000)  # (B, 3, H, W) -> (B, 1000)
@@ -120,37 +125,44 @@ class CLIPVisualTokens(TokenHead):
         return self.backbone(x)
 
 
-def _clip(model_cfg: ModelCfg, data_cfg: DataCfg, frozen: bool) -> nn.Module:
-    import open_clip
+ALLOW_RANDOM_CLIP_ENV = "MESC3D_TEST_ALLOW_RANDOM_CLIP"  # test-only switch: "1" lets clip_* start random
+
+
+def _clip(model_cfg: ModelCfg, data_cfg: DataCfg, frozen: bool, clip_weights: str = "") -> nn.Module:
+    import os
+
     from open_clip.model import CLIPVisionCfg, _build_vision_tower
 
-    arch = open_clip.get_model_config(model_cfg.clip_arch)
-    if arch is None:
-        raise ConfigError(f"model.clip_arch {model_cfg.clip_arch!r} is not an open_clip architecture")
+    from mesc3d.models.clip_weights import load_clip, model_config, visual_image_size
+
+    arch = model_config(model_cfg.clip_arch, key="model.clip_arch")
     vision = dict(arch["vision_cfg"])
     patch = vision.get("patch_size", 16)
     if data_cfg.image_size % patch:
         raise ConfigError(f"data.image_size {data_cfg.image_size} must be a multiple of the CLIP patch {patch}")
-    vision["image_size"] = data_cfg.image_size  # 224 in the paper preset (= the pretrained size)
-    visual = _build_vision_tower(arch["embed_dim"], CLIPVisionCfg(**vision),
-                                 quick_gelu=arch.get("quick_gelu", False))  # random init (offline)
-    if model_cfg.image_weights:
-        state = _load_local(model_cfg.image_weights)
-        if any(k.startswith("visual.") for k in state):
-            state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
-        try:
-            visual.load_state_dict(state, strict=True)
-        except RuntimeError as err:
-            raise BadInputError(model_cfg.image_weights, f"not an open_clip {model_cfg.clip_arch} visual "
-                                f"state dict at this image size ({str(err).splitlines()[0][:160]})") from None
+    weights = model_cfg.image_weights or clip_weights
+    if weights:  # the visual tower of the CLIP weights (OpenAI: QuickGELU), as the text tower loads them
+        visual = load_clip(model_cfg.clip_arch, weights, key="model.image_weights" if model_cfg.image_weights
+                           else "prompt.pretrained (Tab. 4 image tower)").visual
+        if visual_image_size(visual) != data_cfg.image_size:
+            raise ConfigError(f"data.image_size {data_cfg.image_size} != the CLIP weights' image size "
+                              f"{visual_image_size(visual)} ({weights})")
+    elif os.environ.get(ALLOW_RANDOM_CLIP_ENV) == "1":
+        vision["image_size"] = data_cfg.image_size
+        visual = _build_vision_tower(arch["embed_dim"], CLIPVisionCfg(**vision),
+                                     quick_gelu=arch.get("quick_gelu", False))  # random init: tests only
+    else:
+        raise ConfigError(f"model.image_encoder {model_cfg.image_encoder}: no CLIP weights (model.image_weights "
+                          "and prompt.pretrained are empty); a random CLIP image tower is refused "
+                          f"(tests set {ALLOW_RANDOM_CLIP_ENV}=1)")
     return CLIPVisualTokens(visual, arch["embed_dim"], model_cfg.n_tokens, model_cfg.token_dim, frozen)
 
 
 @register_image_encoder("clip_frozen")
-def _clip_frozen(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
-    return _clip(model_cfg, data_cfg, frozen=True)
+def _clip_frozen(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
+    return _clip(model_cfg, data_cfg, frozen=True, clip_weights=clip_weights)
 
 
 @register_image_encoder("clip_finetune")
-def _clip_finetune(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
-    return _clip(model_cfg, data_cfg, frozen=False)
+def _clip_finetune(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
+    return _clip(model_cfg, data_cfg, frozen=False, clip_weights=clip_weights)

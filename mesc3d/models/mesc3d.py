@@ -61,7 +61,7 @@ class MESC3D(nn.Module):
             raise ConfigError(f"Point-MAE output 2*trans_dim={2 * pm.trans_dim} must be divisible by "
                               f"model.token_dim={D} to form point tokens")
 
-        self.image_encoder = build_image_encoder(m, cfg.data)  # (B, 3, H, H) -> (B, T, D)
+        self.image_encoder = build_image_encoder(m, cfg.data, cfg.prompt.pretrained)  # (B, 3, H, H) -> (B, T, D)
         self.point_encoder = PointMAEEncoder(pm).requires_grad_(False).eval()  # frozen
         self.register_buffer("template", fibonacci_sphere(pm.template_points, 0.5), persistent=False)  # (P, 3)
         self.register_buffer("template_tokens", self.compute_template_tokens())  # (1, Tp, D)

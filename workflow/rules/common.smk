@@ -165,6 +165,8 @@ def table_inputs(table):
     """The per-run result CSVs one table is built from."""
     if table == "zeroshot":
         return [f"results/zeroshot/{config['zeroshot']['with_prior']}/per_category.csv"]
+    if table == "table2":
+        return [f"results/eval_pix3d/{exp}/per_category.csv" for exp in exps(kind="mesc3d", table=table)]
     files = []
     for exp in exps(table=table):
         files.append(eval_target(exp))
@@ -189,6 +191,14 @@ def final_outputs():
 
 
 # ------------------------------------------------------------------ data and downloads
+def pix3d_eval_split():
+    """Tab. 2 test photos: the Pix3D test split itself (data.source pix3d), else the Pix3D(-style)
+    photos of the seen classes that prepare writes beside the ShapeNet splits."""
+    if config["base"]["data"].get("source") == "pix3d":
+        return "results/data/test.npz"
+    return "results/data/pix3d_test.npz"
+
+
 def data_root_input():
     if config["synthetic"]["enabled"]:
         return config["synthetic"]["out"]
@@ -234,3 +244,43 @@ def encoder_ckpt():
     (e.g. modelnet_1k.pth), else our masked-autoencoder pretraining (rule pretrain_pointmae)."""
     path = config["base"].get("model", {}).get("point_mae", {}).get("checkpoint", "")
     return path or "results/pointmae/encoder.pt"
+
+
+# ------------------------------------------------------------------ pretrained weights files
+# config `weights`: name -> {url, sha256, size, local_file, out, lock}; rule download_weights (local)
+# fetches `out`.  Rules that load weights declare the files as inputs (run_weights), so a missing file
+# is fetched where the network is, never from a compute job (jobs run with the hubs switched off).
+WEIGHTS_BY_PATH = {w["out"]: name for name, w in (config.get("weights") or {}).items()}
+
+
+def weights_args(path):
+    name = WEIGHTS_BY_PATH[path]
+    w = config["weights"][name]
+    args = ["--name", name, "--no-extract", "--force", "--archive", path, "--out", str(Path(path).parent)]
+    if w.get("local_file"):
+        args += ["--local-archive", w["local_file"]]
+    args += ["--url", w["url"], "--sha256", w.get("sha256") or "null"]
+    if w.get("size"):
+        args += ["--size", str(w["size"])]
+    if not w.get("sha256"):
+        args += ["--lock", w.get("lock") or "config/checksums.lock.json"]
+    return " ".join(shlex.quote(a) for a in args)
+
+
+def _weights_file(value):
+    """A weights setting that names a file ("" and open_clip tags such as `openai` are not files)."""
+    return bool(value) and (value in WEIGHTS_BY_PATH or len(Path(value).parts) > 1
+                            or value.endswith((".pt", ".pth", ".bin")))
+
+
+def run_weights(exp):
+    """Local weights files one run's jobs load: the CLIP file of its text tower and Tab. 4 image tower."""
+    cfg = run_config(exp)
+    files = []
+    if cfg.prompt.text_backend == "open_clip" and _weights_file(cfg.prompt.pretrained):
+        files.append(cfg.prompt.pretrained)
+    if cfg.model.image_encoder.startswith("clip_"):
+        clip = cfg.model.image_weights or cfg.prompt.pretrained
+        if _weights_file(clip) and clip not in files:
+            files.append(clip)
+    return files

@@ -7,6 +7,7 @@ rule synth:
     params:
         per_class=config["synthetic"]["per_class"],
         n_unseen=config["synthetic"]["unseen_per_class"],
+        n_pix3d_seen=config["synthetic"].get("pix3d_seen_per_class", 0),
         dense=config["synthetic"]["dense_points"],
         seed=config["synthetic"]["seed"],
         cats=category_args(),
@@ -23,6 +24,7 @@ rule synth:
         "../../environment.yml"
     shell:
         "mesc3d synth --out {output} --per-class {params.per_class} --unseen-per-class {params.n_unseen}"
+        " --pix3d-seen-per-class {params.n_pix3d_seen}"
         " --dense-points {params.dense} --seed {params.seed} {params.cats} --workers {threads} > {log} 2>&1"
 
 
@@ -72,6 +74,7 @@ rule prepare:
         val="results/data/val.npz",
         test="results/data/test.npz",
         zeroshot="results/data/zeroshot.npz",
+        pix3d_test="results/data/pix3d_test.npz",
         summary="results/data/summary.json",
     log:
         "logs/prepare.log",

@@ -6,6 +6,7 @@
 rule evaluate:
     input:
         cfg=stage_config("evaluate"),
+        weights=lambda wc: run_weights(wc.exp),
         model="results/train/{exp}/model.pt",
         split="results/data/test.npz",
         prompts=lambda wc: prompts_for(wc.exp),
@@ -33,6 +34,39 @@ rule evaluate:
     shell:
         "mesc3d evaluate --config {input.cfg} --model {input.model} {params.prompts}"
         " --split {input.split} --out results/eval/{wildcards.exp} > {log} 2>&1"
+
+
+rule evaluate_pix3d:
+    input:
+        cfg=stage_config("evaluate"),
+        weights=lambda wc: run_weights(wc.exp),
+        model="results/train/{exp}/model.pt",
+        split=pix3d_eval_split(),
+        prompts=lambda wc: prompts_for(wc.exp),
+        files=stage_inputs("evaluate"),
+    output:
+        per_category=report("results/eval_pix3d/{exp}/per_category.csv", category="Evaluation (Pix3D)",
+                            subcategory="{exp}"),
+        per_shape="results/eval_pix3d/{exp}/per_shape.csv",
+        figure="results/eval_pix3d/{exp}/samples.png",
+    params:
+        prompts=prompts_arg,
+        code=code("evaluate"),
+    wildcard_constraints:
+        exp=_names("mesc3d"),
+    log:
+        "logs/evaluate_pix3d/{exp}.log",
+    benchmark:
+        "benchmarks/evaluate_pix3d/{exp}.tsv"
+    threads: 1
+    resources:
+        runtime=120,
+        mem_mb=8000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d evaluate --config {input.cfg} --model {input.model} {params.prompts}"
+        " --split {input.split} --out results/eval_pix3d/{wildcards.exp} > {log} 2>&1"
 
 
 rule baseline:
@@ -82,6 +116,7 @@ rule alias:
 rule zeroshot_eval:
     input:
         cfg=stage_config("zeroshot"),
+        weights=lambda wc: run_weights(wc.exp),
         model="results/train/{exp}/model.pt",
         prompts=lambda wc: prompts_for(wc.exp),
         cfg_without=stage_config("zeroshot", config["zeroshot"]["without_prior"]),
@@ -115,6 +150,7 @@ rule complexity_run:
     input:
         cfg=stage_config("complexity"),
         files=stage_inputs("complexity"),
+        weights=lambda wc: run_weights(wc.exp),
     params:
         code=code("complexity"),
     output:

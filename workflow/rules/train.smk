@@ -11,6 +11,7 @@ rule train:
         encoder=encoder_ckpt(),
         prompts=lambda wc: prompts_for(wc.exp),
         files=stage_inputs("train"),
+        weights=lambda wc: run_weights(wc.exp),
     output:
         model="results/train/{exp}/model.pt",
         metrics="results/train/{exp}/metrics.csv",
