@@ -13,6 +13,10 @@ Registry: ``IMAGE_ENCODERS[name](model_cfg, data_cfg) -> nn.Module``; add a new 
   open_clip checkpoint (full CLIP or visual-only state dict).  Inputs are normalised with the CLIP
   mean/std; the tower's ``image_size`` follows ``data.image_size`` (must be a multiple of the patch).
   ``clip_frozen``: the tower has no gradients and always stays in eval mode; only ``linear`` trains.
+- ``agglomerated`` (docs/teachers.md): ``model.teachers`` (frozen 2D foundation models, optionally the
+  trainable ``resnet18``), each projected to the token space and fused by ``model.teacher_fusion``
+  (``mesc3d.models.agglomerated``).  ``effnet_lite0`` / ``dinov2_s14`` / ``dinov2_b14``: that one frozen
+  teacher alone (+ its projection).
 """
 
 from __future__ import annotations
@@ -77,8 +81,8 @@ def _load_local(path: str) -> dict:
     return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-@register_image_encoder("resnet18")
-def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
+def resnet18_backbone(model_cfg: ModelCfg) -> nn.Module:
+    """torchvision ResNet-18 (B, 3, H, W) -> (B, 1000); ``model.image_weights`` = optional local start."""
     from torchvision.models import resnet18
 
     backbone = resnet18(weights=None, num_classes=1000)  # (B, 3, H, W) -> (B, 1000)
@@ -89,7 +93,12 @@ def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
         except RuntimeError as err:
             raise BadInputError(model_cfg.image_weights, f"not a torchvision ResNet-18 state dict "
                                 f"({str(err).splitlines()[0][:160]})") from None
-    return TokenHead(backbone, 1000, model_cfg.n_tokens, model_cfg.token_dim)
+    return backbone
+
+
+@register_image_encoder("resnet18")
+def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
+    return TokenHead(resnet18_backbone(model_cfg), 1000, model_cfg.n_tokens, model_cfg.token_dim)
 
 
 class CLIPVisualTokens(TokenHead):
@@ -120,7 +129,13 @@ class CLIPVisualTokens(TokenHead):
         return self.backbone(x)
 
 
-def _clip(model_cfg: ModelCfg, data_cfg: DataCfg, frozen: bool) -> nn.Module:
+def build_clip_visual(model_cfg: ModelCfg, image_size: int | None, weights: str,
+                      key: str = "model.image_weights") -> tuple[nn.Module, int, int]:
+    """open_clip ``model.clip_arch`` visual tower -> (tower, embed_dim, image_size).
+
+    ``image_size`` None = the architecture's own (224 for ViT-B-16); ``weights`` = optional local
+    open_clip checkpoint (full CLIP or visual-only); random init otherwise (offline).
+    """
     import open_clip
     from open_clip.model import CLIPVisionCfg, _build_vision_tower
 
@@ -129,21 +144,27 @@ def _clip(model_cfg: ModelCfg, data_cfg: DataCfg, frozen: bool) -> nn.Module:
         raise ConfigError(f"model.clip_arch {model_cfg.clip_arch!r} is not an open_clip architecture")
     vision = dict(arch["vision_cfg"])
     patch = vision.get("patch_size", 16)
-    if data_cfg.image_size % patch:
-        raise ConfigError(f"data.image_size {data_cfg.image_size} must be a multiple of the CLIP patch {patch}")
-    vision["image_size"] = data_cfg.image_size  # 224 in the paper preset (= the pretrained size)
+    size = int(image_size or vision.get("image_size", 224))
+    if size % patch:
+        raise ConfigError(f"data.image_size {size} must be a multiple of the CLIP patch {patch}")
+    vision["image_size"] = size  # 224 in the paper preset (= the pretrained size)
     visual = _build_vision_tower(arch["embed_dim"], CLIPVisionCfg(**vision),
                                  quick_gelu=arch.get("quick_gelu", False))  # random init (offline)
-    if model_cfg.image_weights:
-        state = _load_local(model_cfg.image_weights)
+    if weights:
+        state = _load_local(weights)
         if any(k.startswith("visual.") for k in state):
             state = {k[len("visual."):]: v for k, v in state.items() if k.startswith("visual.")}
         try:
             visual.load_state_dict(state, strict=True)
         except RuntimeError as err:
-            raise BadInputError(model_cfg.image_weights, f"not an open_clip {model_cfg.clip_arch} visual "
+            raise BadInputError(weights, f"{key}: not an open_clip {model_cfg.clip_arch} visual "
                                 f"state dict at this image size ({str(err).splitlines()[0][:160]})") from None
-    return CLIPVisualTokens(visual, arch["embed_dim"], model_cfg.n_tokens, model_cfg.token_dim, frozen)
+    return visual, arch["embed_dim"], size
+
+
+def _clip(model_cfg: ModelCfg, data_cfg: DataCfg, frozen: bool) -> nn.Module:
+    visual, embed_dim, _ = build_clip_visual(model_cfg, data_cfg.image_size, model_cfg.image_weights)
+    return CLIPVisualTokens(visual, embed_dim, model_cfg.n_tokens, model_cfg.token_dim, frozen)
 
 
 @register_image_encoder("clip_frozen")
@@ -154,3 +175,18 @@ def _clip_frozen(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
 @register_image_encoder("clip_finetune")
 def _clip_finetune(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
     return _clip(model_cfg, data_cfg, frozen=False)
+
+
+def _agglomerated_factory(teachers: tuple[str, ...] | None):
+    def build(model_cfg: ModelCfg, data_cfg: DataCfg) -> nn.Module:
+        from mesc3d.models.agglomerated import build_agglomerated
+
+        return build_agglomerated(model_cfg, teachers)
+
+    return build
+
+
+# agglomerated: model.teachers fused by model.teacher_fusion; one frozen teacher alone = its name
+register_image_encoder("agglomerated")(_agglomerated_factory(None))
+for _name in ("effnet_lite0", "dinov2_s14", "dinov2_b14"):
+    register_image_encoder(_name)(_agglomerated_factory((_name,)))

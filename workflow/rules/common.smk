@@ -128,6 +128,8 @@ TABLE_FILES = {
     "seeds": "seeds",
     "zeroshot": "zeroshot",
     "complexity": "complexity",
+    "tab_teachers": "table_teachers",
+    "tab_teachers_fm": "table_teachers_fm",
 }
 TABLE_IDS = {v: k for k, v in TABLE_FILES.items()}
 
@@ -141,6 +143,9 @@ def table_inputs(table):
         files.append(eval_target(exp))
         if table == "complexity" and EXPERIMENTS.loc[exp, "kind"] == "mesc3d":
             files.append(f"results/complexity/{exp}.csv")
+        if table in TEACHER_TABLES:  # seen classes and the zero-shot unseen classes, per run
+            row = EXPERIMENTS.loc[exp]
+            files.append(f"results/zeroshot/{row['same_as'] if row['kind'] == 'alias' else exp}/per_category.csv")
     return files
 
 
@@ -201,7 +206,8 @@ def _names(kind):
     return "|".join(exps(kind=kind)) or "NO_SUCH_RUN"
 
 
-ABLATION_TABLES = ["table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds"]
+TEACHER_TABLES = ["tab_teachers", "tab_teachers_fm"]
+ABLATION_TABLES = ["table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds"] + TEACHER_TABLES
 
 
 def encoder_ckpt():
