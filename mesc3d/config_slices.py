@@ -143,10 +143,26 @@ def is_file_value(key: str, value: str) -> bool:
     return True
 
 
+# teacher weight keys -> the teacher that loads them (a run loads only the teachers it uses)
+_TEACHER_KEYS = {"model.effnet_weights": "effnet_lite0", "model.dinov2_s14_weights": "dinov2_s14",
+                 "model.dinov2_b14_weights": "dinov2_b14", "model.clip_weights": "clip"}
+
+
+def _loaded(cfg: Any, key: str) -> bool:
+    if key not in _TEACHER_KEYS:
+        return True
+    m = cfg.model
+    used = set(m.teachers) if m.image_encoder == "agglomerated" else {m.image_encoder}
+    return _TEACHER_KEYS[key] in used
+
+
 def stage_files(cfg: Any, stage: str) -> list[str]:
-    """Files named by the path keys of a stage's slice (inputs of its rule), sorted."""
+    """Files named by the path keys of a stage's slice that the run loads (inputs of its rule), sorted."""
+    from mesc3d.config import from_dict
+
+    cfg = cfg if is_dataclass(cfg) else from_dict(cfg)
     sl = stage_slice(cfg, stage)
-    return sorted({str(sl[k]) for k in path_keys() if k in sl and is_file_value(k, str(sl[k]))})
+    return sorted({str(sl[k]) for k in path_keys() if k in sl and is_file_value(k, str(sl[k])) and _loaded(cfg, k)})
 
 
 # train-slice keys that do not change what a trained model is (runtime settings)

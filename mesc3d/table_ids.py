@@ -21,6 +21,8 @@ TABLES: dict[str, tuple[str, bool]] = {
     "seeds": ("seeds", True),
     "zeroshot": ("zeroshot", False),
     "complexity": ("complexity", False),
+    "tab_teachers": ("table_teachers", True),
+    "tab_teachers_fm": ("table_teachers_fm", True),
 }
 TABLE_FILES: dict[str, str] = {tid: stem for tid, (stem, _) in TABLES.items()}
 TABLE_IDS: dict[str, str] = {stem: tid for tid, stem in TABLE_FILES.items()}

@@ -13,7 +13,7 @@ Inputs (all optional except the experiments sheet; a run without its CSV is simp
 Tables (``mesc3d.table_render.Table``; the Mean rows are recomputed as the unweighted mean over the
 categories shown, NaN when a run lacks one of them; paper numbers from ``mesc3d.paper_numbers``):
 ``table1_shapenet`` (always), ``table2_pix3d`` (when a Pix3D evaluation exists), ``table3_ablation`` (always), ``table4_encoder``, ``table5_stage1``,
-``table6_injection``, ``table7_mit``, ``esm_variant``, ``seeds`` (only when at least one of the
+``table6_injection``, ``table7_mit``, ``esm_variant``, ``seeds``, ``table_teachers``, ``table_teachers_fm`` (only when at least one of the
 sheet's runs for them has results), ``zeroshot`` (always), ``complexity`` (always),
 ``pretrain_retrieval`` (when a retrieval CSV exists).
 """
@@ -175,7 +175,7 @@ def metric_row(df: pd.DataFrame, metric: str, cats: list[str]) -> list[float]:
 def default_categories(store: ResultStore) -> list[str]:
     """SEEN order, filtered to the categories present in any Table 1/3/ablation run; all 13 if none."""
     found: set[str] = set()
-    for table in ("table1", "table3", *ABLATIONS):
+    for table in ("table1", "table3", *ABLATIONS, *TEACHER_TABLES):
         for exp in store.present(table)[0]:
             found |= set(store.eval(exp)["category"])
     cats = [c for c in SEEN if c in found]
@@ -298,6 +298,43 @@ def build_ablation(store: ResultStore, table_id: str, cats: list[str]) -> Table 
                  rows, labels, sections, columns, cells, bold_by="column", no_bold_sections=("stats",))
 
 
+TEACHER_TABLES = {
+    "tab_teachers": ("table_teachers", "Image encoder: agglomerated 2D teachers (EfficientNet-Lite0 with its "
+                                       "real ImageNet weights, frozen) vs the paper's ResNet-18."),
+    "tab_teachers_fm": ("table_teachers_fm", "Image encoder: agglomerated 2D foundation teachers "
+                                             "(DINOv2, CLIP, EfficientNet-Lite0; frozen) vs the paper's ResNet-18."),
+}
+
+
+def build_teachers(store: ResultStore, table_id: str, cats: list[str]) -> Table | None:
+    """Seen-class means (test split) and zero-shot unseen-class means (with the prior), per run."""
+    name, head = TEACHER_TABLES[table_id]
+    runs, missing = store.present(table_id)
+    if not runs:
+        return None
+    metrics = ("cd_l1_x100", "cd_l2_x1000", "fscore")
+    columns = [Column(f"{m}:{scope}", (title, METRIC_LABEL[m]), FMT[m], BETTER[m])
+               for scope, title in (("seen", "Seen classes (mean)"), ("unseen", "Zero-shot unseen classes (mean)"))
+               for m in metrics]
+    rows, labels, sections, cells = [], [], [], []
+    for exp in runs:
+        seen = [metric_row(store.eval(exp), m, cats)[-1] for m in metrics]
+        row = store.sheet.loc[exp]
+        zs = store.zeroshot(row["same_as"] if row["kind"] == "alias" and row["same_as"] else exp)
+        unseen = [math.nan] * len(metrics)
+        if zs is not None:
+            zs = zs[zs["prior"] == "with"]
+            present = set(zs.loc[zs["category"] != "mean", "category"])
+            ucats = [c for c in UNSEEN if c in present] + sorted(present - set(UNSEEN))
+            unseen = [metric_row(zs, m, ucats)[-1] for m in metrics]
+        rows.append(exp), labels.append(store.label(exp)), sections.append("ours"), cells.append(seen + unseen)
+    text = (f"{head} Every run is the full model (ESM + 3DSPL prior); only the image encoder differs. Seen: "
+            "unweighted mean over the test split's categories; unseen: the zero-shot classes, given the prior "
+            "of their names. The paper has no such table. Bold: best per column." + _missing_note(missing))
+    return Table(name, f"{text} {CONVENTION}", f"{latex_escape(text)} {CONVENTION_TEX}", "exp", "Image encoder",
+                 rows, labels, sections, columns, cells, bold_by="column")
+
+
 def build_zeroshot(store: ResultStore) -> Table:
     runs, missing = store.present("zeroshot", "zeroshot")
     columns = [Column("n_shapes", ("", "n"), "{:.0f}")]
@@ -390,6 +427,7 @@ def build_all(sheet_path: str | Path, results: str | Path, categories: list[str]
     tables += [t for t in (build_table2(store),) if t is not None]
     tables.append(build_table3(store, cats))
     tables += [t for t in (build_ablation(store, tid, cats) for tid in ABLATIONS) if t is not None]
+    tables += [t for t in (build_teachers(store, tid, cats) for tid in TEACHER_TABLES) if t is not None]
     tables += [build_zeroshot(store), build_complexity(store)]
     extra = build_pretrain_retrieval(results)
     return tables + ([extra] if extra is not None else [])

@@ -281,3 +281,32 @@ def test_table2_pix3d_from_the_pix3d_evaluations(world, tmp_path):
     md = (out / "table2_pix3d.md").read_text()
     assert "1.37" in md and "†" in md and "other diffusion methods have around 7" in md
     assert not (out / "table1_shapenet.csv").exists()
+
+
+def test_teachers_table_seen_and_zero_shot(tmp_path):
+    sheet = tmp_path / "experiments.tsv"
+    sheet.write_text(SHEET.splitlines()[0] + "\n" + "\n".join([
+        "mesc3d\tmesc3d\ttable1\tMESC-3D\t\t",
+        "teach_resnet18\talias\ttab_teachers\tResNet-18 (paper)\tmesc3d\t",
+        "teach_effnet\tmesc3d\ttab_teachers\tEffNet frozen\t\tmodel.image_encoder=effnet_lite0",
+        "teach_agg_unc\tmesc3d\ttab_teachers\tagglomerated\t\tmodel.image_encoder=agglomerated"]) + "\n")
+    res = tmp_path / "results"
+    vals = {"mesc3d": fake_values(0), "teach_effnet": fake_values(1)}
+    for exp, v in vals.items():
+        write_eval(res, exp, v)
+    for k, exp in enumerate(("mesc3d", "teach_effnet")):
+        zs = [dict(category=c, prior=p, n_shapes=8, cd_l1_x100=3.0 + i + k + 10 * (p == "without"),
+                   cd_l2_x1000=5.0 + i, fscore=0.9, fscore_euclid=0.3)
+              for p in ("with", "without") for i, c in enumerate(UNSEEN)]
+        (res / "zeroshot" / exp).mkdir(parents=True)
+        pd.DataFrame(zs).to_csv(res / "zeroshot" / exp / "per_category.csv", index=False)
+    out = run_cli(sheet, res, tmp_path / "tables", "--only", "table_teachers")
+    t = pd.read_csv(out / "table_teachers.csv").set_index("exp")
+    assert list(t.index) == ["teach_resnet18", "teach_effnet"]  # the agglomerated run has no results yet
+    assert t.loc["teach_resnet18", "cd_l1_x100:seen"] == pytest.approx(
+        np.mean([v[0] for v in vals["mesc3d"].values()]), abs=1e-4)  # alias -> mesc3d's results
+    assert t.loc["teach_resnet18", "cd_l1_x100:unseen"] == pytest.approx(np.mean([3.0 + i for i in range(4)]))
+    assert t.loc["teach_effnet", "cd_l1_x100:unseen"] == pytest.approx(np.mean([4.0 + i for i in range(4)]))
+    md = (out / "table_teachers.md").read_text()
+    assert "Zero-shot unseen classes" in md and "teach_agg_unc" in md  # named as missing
+    assert (out / "table_teachers.tex").is_file()

@@ -77,11 +77,17 @@ def test_named_targets_plan_the_expected_jobs():
     abl = plan(REPO, "ablations")
     trained = {w.split("=")[1] for r, w in abl if r == "train"}
     assert {"tab6_add", "esm_released5", "tab3_baseline", "mesc3d_seed1"} <= trained
-    every = ["table1", "table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds", "zeroshot", "complexity"]
+    every = ["table1", "table3", "tab4", "tab5", "tab6", "tab7", "esm_variant", "seeds", "zeroshot", "complexity",
+             "tab_teachers", "tab_teachers_fm"]
     full = plan(REPO, "ablations", "--config", f"tables=[{','.join(every)}]")
     trained = {w.split("=")[1] for r, w in full if r == "train"}
     assert trained == trainable  # every ablation row of the sheet is a target
     assert Counter(r for r, _ in full)["pretrain_prompt"] == 4  # default + the three stage-1 ablations
+    teach = plan(REPO, "results/tables/table_teachers.csv")  # one --config tables=[...] away, not in `all`
+    assert {w.split("=")[1] for r, w in teach if r == "train"} == {"mesc3d", "tab3_esm", "teach_effnet",
+                                                                   "teach_agg_unc", "teach_agg_mean"}
+    assert Counter(r for r, _ in teach)["zeroshot_eval"] == 4  # every run's unseen classes
+    assert not {w for _, w in plan(REPO, "all")} & {"exp=teach_effnet"}
     zs = Counter(r for r, _ in plan(REPO, "zeroshot"))
     assert zs["zeroshot_eval"] == 1 and zs["train"] == 2  # with and without the prior
     one = Counter(r for r, _ in plan(REPO, "results/eval/tab6_add/per_category.csv"))

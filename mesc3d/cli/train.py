@@ -9,6 +9,7 @@ Outputs (``--out results/train/{exp}``; the only declared Snakemake outputs)
   model.pt     {"model": best weights, "config": resolved config, "prior_in_dim", "class_names",
                "best_epoch", "best_metric", "config_hash"} — loads with torch.load(weights_only=True)
   metrics.csv  epoch,step,split,loss,cd_l1_x100,cd_l2_x1000,lr,seconds
+  teacher_fusion.csv  epoch,teacher,sigma,weight (only for image_encoder=agglomerated/teachers)
 Side files (not outputs): ckpt/last.pt (resume state; rerunning the same command continues from
 it, a different config restarts from scratch), train.log is the rule's log.
 Multi-GPU: ``torchrun --nproc_per_node=4 -m mesc3d train ...`` (rank 0 writes files).
@@ -92,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
             }
             with atomic_path(out / "model.pt") as tmp:
                 torch.save(final, tmp)
+            if state.fusion_rows:  # image_encoder=agglomerated: sigma and weight per teacher and epoch
+                write_csv(out / "teacher_fusion.csv", pd.DataFrame(
+                    state.fusion_rows, columns=["epoch", "teacher", "sigma", "weight"]))
             write_csv(out / "metrics.csv", pd.DataFrame(state.rows, columns=METRIC_COLUMNS))
             log.info("done: best val metric %.4f at epoch %d -> %s", trainer.best_metric(state), state.best_epoch, out)
     finally:

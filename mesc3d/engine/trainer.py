@@ -70,6 +70,7 @@ class TrainState:
     epoch_loss_sum: float = 0.0
     epoch_batches: int = 0
     rows: list[dict[str, Any]] = field(default_factory=list)
+    fusion_rows: list[dict[str, Any]] = field(default_factory=list)  # per epoch: teacher, sigma, weight
     elapsed: float = 0.0
 
 
@@ -177,7 +178,7 @@ class Engine:
             "epoch": st.epoch, "step_in_epoch": st.step_in_epoch, "global_step": st.global_step,
             "best_metric": st.best_metric, "best_epoch": st.best_epoch, "best_model": st.best_model,
             "epoch_loss_sum": st.epoch_loss_sum, "epoch_batches": st.epoch_batches,
-            "rows": st.rows, "elapsed": st.elapsed,
+            "rows": st.rows, "fusion_rows": st.fusion_rows, "elapsed": st.elapsed,
         }
 
     def save(self, st: TrainState) -> None:
@@ -211,6 +212,7 @@ class Engine:
             best_metric=state["best_metric"], best_epoch=state["best_epoch"], best_model=state["best_model"],
             epoch_loss_sum=state["epoch_loss_sum"], epoch_batches=state["epoch_batches"],
             rows=[dict(r) for r in state["rows"]], elapsed=state["elapsed"],
+            fusion_rows=[dict(r) for r in state.get("fusion_rows", [])],
         )
         log.info("%s: resumed from %s at epoch %d, step %d", self.log_name, self.ckpt_path, st.epoch, st.global_step)
         return st
@@ -277,6 +279,12 @@ class Engine:
         seconds = round(st.elapsed, 3)
         st.rows.append({"epoch": st.epoch + 1, "step": st.global_step, "split": "train", "loss": mean_loss,
                         "lr": lr, "seconds": seconds})
+        report = getattr(getattr(self.model, "image_encoder", None), "fusion_report", None)
+        if callable(report):  # agglomerated image encoder: learned teacher uncertainties
+            fused = report()
+            st.fusion_rows += [{"epoch": st.epoch + 1, **r} for r in fused]
+            log.info("epoch %d teacher fusion: %s", st.epoch + 1,
+                     ", ".join(f"{r['teacher']} sigma {r['sigma']:.4f} weight {r['weight']:.4f}" for r in fused))
         last = st.epoch + 1 >= self.loop.epochs or self._done(st)
         res = None
         if (st.epoch + 1) % self.loop.val_every == 0 or last:

@@ -15,6 +15,10 @@ Registry: ``IMAGE_ENCODERS[name](model_cfg, data_cfg) -> nn.Module``; add a new 
   (a frozen random ViT would be trained on and reported); tests set ``MESC3D_TEST_ALLOW_RANDOM_CLIP=1``.
   Inputs are normalised with the CLIP mean/std.
   ``clip_frozen``: the tower has no gradients and always stays in eval mode; only ``linear`` trains.
+- ``agglomerated`` (docs/teachers.md): ``model.teachers`` (frozen 2D foundation models, optionally the
+  trainable ``resnet18``), each projected to the token space and fused by ``model.teacher_fusion``
+  (``mesc3d.models.agglomerated``).  ``effnet_lite0`` / ``dinov2_s14`` / ``dinov2_b14``: that one frozen
+  teacher alone (+ its projection).
 """
 
 from __future__ import annotations
@@ -82,8 +86,8 @@ def _load_local(path: str) -> dict:
     return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
 
 
-@register_image_encoder("resnet18")
-def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
+def resnet18_backbone(model_cfg: ModelCfg) -> nn.Module:
+    """torchvision ResNet-18 (B, 3, H, W) -> (B, 1000); ``model.image_weights`` = optional local start."""
     from torchvision.models import resnet18
 
     backbone = resnet18(weights=None, num_classes=1000)  # (B, 3, H, W) -> (B, 1000)
@@ -94,7 +98,12 @@ def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") ->
         except RuntimeError as err:
             raise BadInputError(model_cfg.image_weights, f"not a torchvision ResNet-18 state dict "
                                 f"({str(err).splitlines()[0][:160]})") from None
-    return TokenHead(backbone, 1000, model_cfg.n_tokens, model_cfg.token_dim)
+    return backbone
+
+
+@register_image_encoder("resnet18")
+def _resnet18(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
+    return TokenHead(resnet18_backbone(model_cfg), 1000, model_cfg.n_tokens, model_cfg.token_dim)
 
 
 class CLIPVisualTokens(TokenHead):
@@ -125,37 +134,62 @@ class CLIPVisualTokens(TokenHead):
         return self.backbone(x)
 
 
-ALLOW_RANDOM_CLIP_ENV = "MESC3D_TEST_ALLOW_RANDOM_CLIP"  # test-only switch: "1" lets clip_* start random
+ALLOW_RANDOM_CLIP_ENV = "MESC3D_TEST_ALLOW_RANDOM_CLIP"  # test-only switch: "1" lets a CLIP tower start random
 
 
-def _clip(model_cfg: ModelCfg, data_cfg: DataCfg, frozen: bool, clip_weights: str = "") -> nn.Module:
+def build_clip_visual(model_cfg: ModelCfg, image_size: int | None, weights: str,
+                      key: str = "model.image_weights") -> tuple[nn.Module, int, int]:
+    """open_clip ``model.clip_arch`` visual tower -> (tower, embed_dim, image_size).
+
+    ``weights``: a visual-only state dict (keys ``visual.*``, e.g. a teacher saved by us), or any CLIP
+    weights ``clip_weights.load_clip`` reads (OpenAI JIT archive / state dict -> QuickGELU, open_clip
+    state dict, or a tag); ``image_size`` None = the architecture's own, else it must match the weights'.
+    No weights -> refused unless a test sets ``MESC3D_TEST_ALLOW_RANDOM_CLIP=1`` (random init).
+    """
     import os
+    from pathlib import Path
 
     from open_clip.model import CLIPVisionCfg, _build_vision_tower
 
-    from mesc3d.models.clip_weights import load_clip, model_config, visual_image_size
+    from mesc3d.models.clip_weights import _read, is_local, load_clip, model_config, visual_image_size
 
     arch = model_config(model_cfg.clip_arch, key="model.clip_arch")
     vision = dict(arch["vision_cfg"])
     patch = vision.get("patch_size", 16)
-    if data_cfg.image_size % patch:
-        raise ConfigError(f"data.image_size {data_cfg.image_size} must be a multiple of the CLIP patch {patch}")
-    weights = model_cfg.image_weights or clip_weights
-    if weights:  # the visual tower of the CLIP weights (OpenAI: QuickGELU), as the text tower loads them
-        visual = load_clip(model_cfg.clip_arch, weights, key="model.image_weights" if model_cfg.image_weights
-                           else "prompt.pretrained (Tab. 4 image tower)").visual
-        if visual_image_size(visual) != data_cfg.image_size:
-            raise ConfigError(f"data.image_size {data_cfg.image_size} != the CLIP weights' image size "
+    size = int(image_size or vision.get("image_size", 224))
+    if size % patch:
+        raise ConfigError(f"data.image_size {size} must be a multiple of the CLIP patch {patch}")
+
+    def random_tower() -> nn.Module:
+        cfg = dict(vision, image_size=size)
+        return _build_vision_tower(arch["embed_dim"], CLIPVisionCfg(**cfg), quick_gelu=arch.get("quick_gelu", False))
+
+    state, jit = _read(Path(weights)) if weights and is_local(weights) and Path(weights).is_file() else (None, False)
+    if state and not jit and all(k.startswith("visual.") for k in state):  # visual-only file
+        visual = random_tower()
+        try:
+            visual.load_state_dict({k[len("visual."):]: v for k, v in state.items()}, strict=True)
+        except RuntimeError as err:
+            raise BadInputError(weights, f"{key}: not an open_clip {model_cfg.clip_arch} visual "
+                                f"state dict at this image size ({str(err).splitlines()[0][:160]})") from None
+    elif weights:  # the visual tower of the CLIP weights (OpenAI: QuickGELU), as the text tower loads them
+        visual = load_clip(model_cfg.clip_arch, weights, key=key).visual
+        if visual_image_size(visual) != size:
+            raise ConfigError(f"{key}: image size {size} != the CLIP weights' image size "
                               f"{visual_image_size(visual)} ({weights})")
     elif os.environ.get(ALLOW_RANDOM_CLIP_ENV) == "1":
-        vision["image_size"] = data_cfg.image_size
-        visual = _build_vision_tower(arch["embed_dim"], CLIPVisionCfg(**vision),
-                                     quick_gelu=arch.get("quick_gelu", False))  # random init: tests only
+        visual = random_tower()  # random init: tests only
     else:
-        raise ConfigError(f"model.image_encoder {model_cfg.image_encoder}: no CLIP weights (model.image_weights "
-                          "and prompt.pretrained are empty); a random CLIP image tower is refused "
+        raise ConfigError(f"{key}: no CLIP weights; a random CLIP image tower is refused "
                           f"(tests set {ALLOW_RANDOM_CLIP_ENV}=1)")
-    return CLIPVisualTokens(visual, arch["embed_dim"], model_cfg.n_tokens, model_cfg.token_dim, frozen)
+    return visual, arch["embed_dim"], size
+
+
+def _clip(model_cfg: ModelCfg, data_cfg: DataCfg, frozen: bool, clip_weights: str = "") -> nn.Module:
+    weights = model_cfg.image_weights or clip_weights
+    key = "model.image_weights" if model_cfg.image_weights else "prompt.pretrained (Tab. 4 image tower)"
+    visual, embed_dim, _ = build_clip_visual(model_cfg, data_cfg.image_size, weights, key)
+    return CLIPVisualTokens(visual, embed_dim, model_cfg.n_tokens, model_cfg.token_dim, frozen)
 
 
 @register_image_encoder("clip_frozen")
@@ -166,3 +200,18 @@ def _clip_frozen(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "")
 @register_image_encoder("clip_finetune")
 def _clip_finetune(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
     return _clip(model_cfg, data_cfg, frozen=False, clip_weights=clip_weights)
+
+
+def _agglomerated_factory(teachers: tuple[str, ...] | None):
+    def build(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "") -> nn.Module:
+        from mesc3d.models.agglomerated import build_agglomerated
+
+        return build_agglomerated(model_cfg, teachers)
+
+    return build
+
+
+# agglomerated: model.teachers fused by model.teacher_fusion; one frozen teacher alone = its name
+register_image_encoder("agglomerated")(_agglomerated_factory(None))
+for _name in ("effnet_lite0", "dinov2_s14", "dinov2_b14"):
+    register_image_encoder(_name)(_agglomerated_factory((_name,)))

@@ -173,6 +173,9 @@ def table_inputs(table):
         if table == "complexity" and EXPERIMENTS.loc[exp, "kind"] == "mesc3d":
             files.append(f"results/complexity/{exp}.csv")
             files.append(stage_config("complexity", exp))  # the table reads uses_prior from it
+        if table in TEACHER_TABLES:  # seen classes and the zero-shot unseen classes, per run
+            row = EXPERIMENTS.loc[exp]
+            files.append(f"results/zeroshot/{row['same_as'] if row['kind'] == 'alias' else exp}/per_category.csv")
     return files
 
 
