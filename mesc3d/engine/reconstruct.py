@@ -124,7 +124,7 @@ class Reconstructor:
             if int(self.prompts["prior_dim"]) != self.model.prior_in_dim:
                 raise BadInputError(prompts_path, f"prior width {self.prompts['prior_dim']} != the model's "
                                     f"prior_in_dim {self.model.prior_in_dim}")
-        self._stage1 = None
+        self._stage1, self._encoded = None, {}
         self.net = self.text_index = self.clipseg = self.sam = None
         if need_text_grounding and segmenter != "clipseg":
             from mesc3d.models.effnet_lite0 import load_effnet_lite0
@@ -143,9 +143,11 @@ class Reconstructor:
         names = list(self.prompts["class_names"])
         if text in names:
             return self.prompts["priors"][names.index(text)][None].float(), "table"
-        if self._stage1 is None:
-            self._stage1 = build_prompt_encoder(self.prompts, self.prompts_path)
-        return self._stage1.priors([text]).float(), "encoded"
+        if text not in self._encoded:
+            if self._stage1 is None:
+                self._stage1 = build_prompt_encoder(self.prompts, self.prompts_path)
+            self._encoded[text] = self._stage1.priors([text]).float()  # (1, D)
+        return self._encoded[text], "encoded"
 
     # ------------------------------------------------------------ mask
     def ground(self, rgb: np.ndarray, text: str, box=None) -> tuple[np.ndarray, tuple, str, list[str]]:
