@@ -16,7 +16,7 @@ rule reconstruct_unseen:
         md="results/tables/reconstruct_masks.md",
         sheet=report("results/figures/reconstruct_unseen.png", category="Reconstruction"),
     params:
-        root=config["base"]["data"]["root"],
+        root=lambda wc: config["base"]["data"]["root"],
         cats=" ".join(config["base"]["data"].get("unseen_categories") or ["bed", "bookcase", "desk", "tool"]),
         prompts=prompts_arg,
     log:
