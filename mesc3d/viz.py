@@ -95,3 +95,44 @@ def save_figure(fig: Figure, path: str | Path, dpi: int | None = None) -> Path:
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, metadata={"Software": None})
     return path
+
+
+RECON_VIEWS = ((20.0, -50.0), (20.0, 40.0), (80.0, -90.0))  # (elev, azim) of the three cloud views
+
+
+def plot_reconstructions(rows, views=RECON_VIEWS, size: float = 2.0, dpi: int = 80) -> Figure:
+    """One row per photo: photo + box | mask overlay | the crop the model saw | cloud views.
+
+    ``rows``: list of ``(photo (H, W, 3) uint8, mask (H, W) bool, box (x0, y0, x1, y1), crop (S, S, 3),
+    points (N, 3), title)``.
+    """
+    from matplotlib.patches import Rectangle
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("plot_reconstructions: rows is empty")
+    cols = 3 + len(views)
+    fig = _new_figure(2.2 * cols, 2.3 * len(rows), dpi)
+    for i, (photo, mask, box, crop, points, title) in enumerate(rows):
+        photo = np.asarray(photo)
+        ax = fig.add_subplot(len(rows), cols, cols * i + 1)
+        ax.imshow(photo, interpolation="nearest")
+        x0, y0, x1, y1 = box
+        ax.add_patch(Rectangle((x0, y0), x1 - x0, y1 - y0, fill=False, edgecolor="yellow", linewidth=1.5))
+        ax.set_ylabel(str(title), fontsize=8)
+        over = photo.astype(np.float64) / 255.0
+        over[np.asarray(mask)] = 0.45 * over[np.asarray(mask)] + 0.55 * np.array([1.0, 0.1, 0.1])
+        ax2 = fig.add_subplot(len(rows), cols, cols * i + 2)
+        ax2.imshow(over, interpolation="nearest")
+        ax3 = fig.add_subplot(len(rows), cols, cols * i + 3)
+        ax3.imshow(_image(crop), interpolation="nearest")
+        for a, name in ((ax, "photo + box"), (ax2, "mask"), (ax3, "model input")):
+            a.set_xticks([]), a.set_yticks([])
+            if i == 0:
+                a.set_title(name, fontsize=9)
+        for j, (elev, azim) in enumerate(views):
+            ax4 = fig.add_subplot(len(rows), cols, cols * i + 4 + j, projection="3d")
+            draw_points(ax4, points, 1.0, elev, azim, size, f"cloud {j + 1}" if i == 0 else None)
+    fig.subplots_adjust(left=0.04, right=0.99, top=0.93 if len(rows) == 1 else 0.97, bottom=0.02,
+                        wspace=0.05, hspace=0.08)
+    return fig

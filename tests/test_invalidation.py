@@ -211,8 +211,9 @@ def test_no_stage_reads_a_key_outside_its_slice(done):
         if Path(argv[0]).name != "mesc3d":
             continue  # only the stage jobs (the `mesc3d` console script)
         command = argv[1].replace("-", "_")
-        if command in ("resolve_config", "tables", "compute_cost", "synth", "contact_sheet"):
-            continue  # no stage slice: resolve-config writes every key; the others take no run config
+        if command in ("resolve_config", "tables", "compute_cost", "synth", "contact_sheet", "reconstruct"):
+            continue  # no stage slice: resolve-config writes every key; reconstruct reads the model's own
+            # stored config; the others take no run config
         seen.add(command)
         cfgs = [argv[i + 1] for i, a in enumerate(argv) if a in ("--config", "--config-without")]
         allowed = set()

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("mesc3d.cli.train", "stage 2: reconstruction training with exact resume"),
     "evaluate": ("mesc3d.cli.evaluate", "per-shape/per-category CD-L1, CD-L2, F-score on the test split"),
     "zeroshot": ("mesc3d.cli.zeroshot", "evaluate on the unseen Pix3D classes with and without the prior"),
+    "reconstruct": ("mesc3d.cli.reconstruct", "segment the named object in a photo and write its point cloud"),
     "baseline": ("mesc3d.cli.baseline", "retrieval and class-mean baselines"),
     "complexity": ("mesc3d.cli.complexity", "parameter counts, FLOPs and latency (Tab. 8/9)"),
     "tables": ("mesc3d.cli.tables", "CSV/LaTeX/markdown tables from the result CSVs"),

@@ -190,7 +190,7 @@ def final_outputs():
         "results/tables/all.tex",
         "results/tables/compute_cost.csv",
         "results/figures/contact_sheet.png",
-    ]
+    ] + (["results/tables/reconstruct_masks.csv"] if config["synthetic"]["enabled"] else [])
 
 
 # ------------------------------------------------------------------ data and downloads

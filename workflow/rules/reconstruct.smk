@@ -1,0 +1,33 @@
+# In-the-wild reconstruction on the Pix3D-style photos of the unseen classes (mesc3d reconstruct,
+# CAM box -> GrabCut mask, text = the class name) with the zero-shot model: a contact sheet of
+# photo / mask / crop / cloud and the mask IoU against the photos' true masks.
+RECON_EXP = config["zeroshot"]["with_prior"]
+
+
+rule reconstruct_unseen:
+    input:
+        root=data_root_input(),
+        model=f"results/train/{RECON_EXP}/model.pt",
+        prompts=prompts_for(RECON_EXP),
+    output:
+        csv=report("results/tables/reconstruct_masks.csv", category="Reconstruction"),
+        md="results/tables/reconstruct_masks.md",
+        sheet=report("results/figures/reconstruct_unseen.png", category="Reconstruction"),
+    params:
+        root=lambda wc: config["base"]["data"]["root"],
+        cats=" ".join(config["base"]["data"].get("unseen_categories") or ["bed", "bookcase", "desk", "tool"]),
+        prompts=prompts_arg,
+        code=code("reconstruct"),
+    log:
+        "logs/reconstruct_unseen.log",
+    benchmark:
+        "benchmarks/reconstruct/unseen.tsv"
+    threads: 1
+    resources:
+        runtime=30,
+        mem_mb=6000,
+    conda:
+        "../../environment.yml"
+    shell:
+        "mesc3d reconstruct --pix3d-root {params.root} --categories {params.cats} --model {input.model}"
+        " {params.prompts} --table results/tables/reconstruct_masks --sheet {output.sheet} > {log} 2>&1"
