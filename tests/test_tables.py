@@ -278,3 +278,16 @@ def test_table2_pix3d_from_the_pix3d_evaluations(world, tmp_path):
     md = (out / "table2_pix3d.md").read_text()
     assert "1.37" in md and "†" in md and "other diffusion methods have around 7" in md
     assert not (out / "table1_shapenet.csv").exists()
+
+
+def test_table3_caption_states_each_rows_loss(world, tmp_path):
+    sheet, res, _ = world
+    t3 = {t.name: t for t in build_all(sheet, res)}["table3_ablation"]
+    assert "Training loss (train.loss): CD-L1 for every row of ours." in t3.caption
+    assert "train_base.py" in t3.caption
+    sheet.write_text(SHEET.replace("model.use_esm=false;model.prior_injection=none",
+                                   "model.use_esm=false;model.prior_injection=none;train.loss=l1+l2"))
+    t3 = {t.name: t for t in build_all(sheet, res)}["table3_ablation"]
+    assert "CD-L1 + CD-L2 for Baseline (MIT + decoder)" in t3.caption and "CD-L1 for +ESM" in t3.caption
+    out = run_cli(sheet, res, tmp_path / "t", "--only", "table3_ablation", "--base-loss", "l1+l2")
+    assert "CD-L1 + CD-L2 for every row of ours" in (out / "table3_ablation.md").read_text()

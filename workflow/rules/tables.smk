@@ -15,6 +15,7 @@ rule table:
         md="results/tables/{table}.md",
     params:
         rows=lambda wc: table_rows(TABLE_IDS[wc.table]),
+        base_loss=run_config("_base").train.loss,
     wildcard_constraints:
         table="|".join(TABLE_FILES.values()),
     log:
@@ -24,6 +25,7 @@ rule table:
         "../../environment.yml"
     shell:
         "mesc3d tables --sheet {input.sheet} --results results --out results/tables --only {wildcards.table}"
+        " --base-loss '{params.base_loss}'"
         " > {log} 2>&1"
 
 
@@ -32,6 +34,8 @@ rule tables:
         [f"results/tables/{TABLE_FILES[t]}.tex" for t in selected_tables()],
         sheet=ancient(config["experiments"]),
         code=sources("mesc3d/tables.py", "mesc3d/table_render.py", "mesc3d/cli/tables.py"),
+    params:
+        base_loss=run_config("_base").train.loss,
     output:
         tex="results/tables/all.tex",
         long="results/tables/tables_long.csv",
@@ -41,7 +45,8 @@ rule tables:
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d tables --sheet {input.sheet} --results results --out results/tables --index-only > {log} 2>&1"
+        "mesc3d tables --sheet {input.sheet} --results results --out results/tables --index-only"
+        " --base-loss '{params.base_loss}' > {log} 2>&1"
 
 
 rule compute_cost:
