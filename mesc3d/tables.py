@@ -1,4 +1,4 @@
-"""Build the paper-style result tables from the result CSVs (formats: notes/contracts.md).
+"""Build the paper-style result tables from the result CSVs (formats: docs/design.md, "File formats").
 
 Inputs (all optional except the experiments sheet; a run without its CSV is simply left out):
 - ``config/experiments.tsv``: ``exp kind tables label [same_as] overrides`` (tab-separated);

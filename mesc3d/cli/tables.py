@@ -7,11 +7,12 @@ Usage::
 
 Inputs (under ``--results``; all optional, a run without results is left out of its table):
 ``eval/{exp}/per_category.csv``, ``zeroshot/{exp}/per_category.csv``, ``complexity/{exp}.csv``,
-``pretrain/*/retrieval.csv`` (formats: notes/contracts.md).  ``--sheet`` is required, and every
+``pretrain/*/retrieval.csv`` (formats: docs/design.md).  ``--sheet`` is required, and every
 ``--require`` file must exist (else one-line error, nothing written).
 
 Outputs (in ``--out``; every file written atomically):
 - ``table1_shapenet``, ``table3_ablation``, ``zeroshot``, ``complexity`` ``.{csv,tex,md}`` (always);
+- ``table2_pix3d`` when ``eval_pix3d/{exp}/per_category.csv`` exists for a ``table2`` run;
 - ``table4_encoder``, ``table5_stage1``, ``table6_injection``, ``table7_mit``, ``esm_variant``,
   ``seeds``, ``pretrain_retrieval`` ``.{csv,tex,md}`` when they have rows;
 - ``tables_long.csv``: every numeric cell, tidy (``table,row,label,section,column,value``);
