@@ -1,8 +1,8 @@
-"""The numbers published in the MESC-3D paper (CVPR 2025), transcribed from spec §8.
+"""The numbers published in the MESC-3D paper (CVPR 2025), transcribed from its tables.
 
 They are quoted beside our own results in every table and always labelled "quoted from the paper":
 they were measured on the real ShapeNet/Pix3D data with the authors' models, so they are a reference
-point, never a result of this repository.  Scales (spec §7): Tab. 1 CD = CD-L1 x100, Tabs. 3-8 CD =
+point, never a result of this repository.  Scales (docs/design.md): Tab. 1 CD = CD-L1 x100, Tabs. 3-8 CD =
 CD-L2 x1000, F = F-score with threshold 0.01 on squared distances; averages are unweighted over the
 13 classes.  Tabs. 4-7 are vessel only.
 """

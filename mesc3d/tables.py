@@ -1,4 +1,4 @@
-"""Build the paper-style result tables from the result CSVs (formats: notes/contracts.md).
+"""Build the paper-style result tables from the result CSVs (formats: docs/design.md, "File formats").
 
 Inputs (all optional except the experiments sheet; a run without its CSV is simply left out):
 - ``config/experiments.tsv``: ``exp kind tables label [same_as] overrides`` (tab-separated);
@@ -248,7 +248,36 @@ def build_table2(store: ResultStore) -> Table | None:
                  columns, cells, bold_by="row", notes=notes)
 
 
-def build_table3(store: ResultStore, cats: list[str]) -> Table:
+LOSS_NAMES = {"l1": "CD-L1", "l2": "CD-L2", "l1+l2": "CD-L1 + CD-L2"}
+
+
+def run_loss(store: ResultStore, exp: str, base_loss: str) -> str:
+    """``train.loss`` of a run: its sheet override (an alias: its target's), else the base config's."""
+    row = store.sheet.loc[exp]
+    if row["kind"] == "alias" and row["same_as"] in store.sheet.index:
+        row = store.sheet.loc[row["same_as"]]
+    for item in row["overrides"].split(";"):
+        key, _, value = item.partition("=")
+        if key.strip() == "train.loss":
+            return value.strip()
+    return base_loss
+
+
+def loss_note(store: ResultStore, runs: list[str], base_loss: str) -> str:
+    """Caption sentence: the training loss of every row (paper: one CD loss; official train_base.py: L1+L2)."""
+    by_loss: dict[str, list[str]] = {}
+    for exp in runs:
+        by_loss.setdefault(run_loss(store, exp, base_loss), []).append(store.label(exp))
+    if not by_loss:
+        return ""
+    if len(by_loss) == 1:
+        (loss,) = by_loss
+        return f" Training loss (train.loss): {LOSS_NAMES.get(loss, loss)} for every row of ours."
+    parts = [f"{LOSS_NAMES.get(k, k)} for {', '.join(v)}" for k, v in by_loss.items()]
+    return " Training loss (train.loss): " + "; ".join(parts) + "."
+
+
+def build_table3(store: ResultStore, cats: list[str], base_loss: str = "l1") -> Table:
     runs, missing = store.present("table3")
     columns = [Column("cd_l2_x1000:mean", (METRIC_LABEL["cd_l2_x1000"], "Avg"), "{:.2f}", "min")]
     columns += [Column(f"cd_l2_x1000:{c}", (METRIC_LABEL["cd_l2_x1000"], c), "{:.2f}", "min") for c in cats]
@@ -262,7 +291,10 @@ def build_table3(store: ResultStore, cats: list[str]) -> Table:
         rows.append("paper:" + lab), labels.append(f"{lab} ({QUOTED})"), sections.append("paper")
         cells.append([_paper_mean(vals, cats, avg)] + vals)
     head = ("Ablation of the components (paper Tab. 3), CD-L2 ×1000 per category. Bold: best per column "
-            "among our runs and, separately, among the rows " + QUOTED + "." + _missing_note(missing))
+            "among our runs and, separately, among the rows " + QUOTED + "." + loss_note(store, runs, base_loss)
+            + " The paper trains every model with its one CD loss; the official train_base.py trains the "
+              "baseline and +ESM on CD-L1 + CD-L2 (set train.loss=l1+l2 in their sheet rows for that)."
+            + _missing_note(missing))
     return Table("table3_ablation", f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "exp",
                  "Model", rows, labels, sections, columns, cells, bold_by="column")
 
@@ -418,14 +450,15 @@ def build_pretrain_retrieval(results: str | Path) -> Table | None:
                  sections, columns, cells, bold_by="column")
 
 
-def build_all(sheet_path: str | Path, results: str | Path, categories: list[str] | None = None) -> list[Table]:
+def build_all(sheet_path: str | Path, results: str | Path, categories: list[str] | None = None,
+              base_loss: str = "l1") -> list[Table]:
     """Every table that can be built, in document order (the 4 main tables always)."""
     store = ResultStore(load_sheet(sheet_path), results)
     cats = list(categories) if categories else default_categories(store)
     log.info("categories: %s", cats)
     tables = [build_table1(store, cats)]
     tables += [t for t in (build_table2(store),) if t is not None]
-    tables.append(build_table3(store, cats))
+    tables.append(build_table3(store, cats, base_loss))
     tables += [t for t in (build_ablation(store, tid, cats) for tid in ABLATIONS) if t is not None]
     tables += [t for t in (build_teachers(store, tid, cats) for tid in TEACHER_TABLES) if t is not None]
     tables += [build_zeroshot(store), build_complexity(store)]

@@ -310,3 +310,16 @@ def test_teachers_table_seen_and_zero_shot(tmp_path):
     md = (out / "table_teachers.md").read_text()
     assert "Zero-shot unseen classes" in md and "teach_agg_unc" in md  # named as missing
     assert (out / "table_teachers.tex").is_file()
+
+
+def test_table3_caption_states_each_rows_loss(world, tmp_path):
+    sheet, res, _ = world
+    t3 = {t.name: t for t in build_all(sheet, res)}["table3_ablation"]
+    assert "Training loss (train.loss): CD-L1 for every row of ours." in t3.caption
+    assert "train_base.py" in t3.caption
+    sheet.write_text(SHEET.replace("model.use_esm=false;model.prior_injection=none",
+                                   "model.use_esm=false;model.prior_injection=none;train.loss=l1+l2"))
+    t3 = {t.name: t for t in build_all(sheet, res)}["table3_ablation"]
+    assert "CD-L1 + CD-L2 for Baseline (MIT + decoder)" in t3.caption and "CD-L1 for +ESM" in t3.caption
+    out = run_cli(sheet, res, tmp_path / "t", "--only", "table3_ablation", "--base-loss", "l1+l2")
+    assert "CD-L1 + CD-L2 for every row of ours" in (out / "table3_ablation.md").read_text()

@@ -7,11 +7,12 @@ Usage::
 
 Inputs (under ``--results``; all optional, a run without results is left out of its table):
 ``eval/{exp}/per_category.csv``, ``zeroshot/{exp}/per_category.csv``, ``complexity/{exp}.csv``,
-``pretrain/*/retrieval.csv`` (formats: notes/contracts.md).  ``--sheet`` is required, and every
+``pretrain/*/retrieval.csv`` (formats: docs/design.md).  ``--sheet`` is required, and every
 ``--require`` file must exist (else one-line error, nothing written).
 
 Outputs (in ``--out``; every file written atomically):
 - ``table1_shapenet``, ``table3_ablation``, ``zeroshot``, ``complexity`` ``.{csv,tex,md}`` (always);
+- ``table2_pix3d`` when ``eval_pix3d/{exp}/per_category.csv`` exists for a ``table2`` run;
 - ``table4_encoder``, ``table5_stage1``, ``table6_injection``, ``table7_mit``, ``esm_variant``,
   ``seeds``, ``pretrain_retrieval`` ``.{csv,tex,md}`` when they have rows;
 - ``tables_long.csv``: every numeric cell, tidy (``table,row,label,section,column,value``);
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--categories", nargs="+", default=None,
                    help="categories (rows) to show, space- or comma-separated; default: the 13 ShapeNet "
                         "classes in config order, filtered to those present in the results")
+    p.add_argument("--base-loss", default="l1", choices=("l1", "l2", "l1+l2"),
+                   help="train.loss of the base run config (rows without a train.loss override); for captions")
     p.add_argument("--require", nargs="+", default=[], type=Path, metavar="CSV",
                    help="result files that must exist (missing -> error)")
     mode = p.add_mutually_exclusive_group()
@@ -65,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.categories:
         cats = [c for item in args.categories for c in item.split(",") if c]
         cats = check_categories(cats, allowed=ALL_NAMES, where="--categories")
-    tables = build_all(args.sheet, args.results, cats)  # reads and validates everything first
+    tables = build_all(args.sheet, args.results, cats, base_loss=args.base_loss)  # reads and validates everything first
     if args.only is not None:
         known = {t.name for t in tables}
         unknown = sorted(set(args.only) - known)

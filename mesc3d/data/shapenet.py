@@ -1,6 +1,6 @@
 """Reader of the ShapeNet (3D-R2N2 renderings + 3DAttriFlow point clouds) layout, real or synthetic.
 
-Layout under a data root R (spec §6)::
+Layout under a data root R (docs/design.md)::
 
     R/ShapeNetV1PointCloud/<synset>/<model_id>.points.ply.npy     float (K, 3) or (K, 6) -> keep [:, :3]
     R/ShapeNetV1Renderings/<synset>/<model_id>/rendering/00.png .. 23.png   137x137 RGBA

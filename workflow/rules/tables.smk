@@ -15,6 +15,7 @@ rule table:
     params:
         rows=lambda wc: table_rows(TABLE_IDS[wc.table]),
         code=code("tables"),
+        base_loss=run_config("_base").train.loss,
     wildcard_constraints:
         table="|".join(TABLE_FILES.values()),
     log:
@@ -24,6 +25,7 @@ rule table:
         "../../environment.yml"
     shell:
         "mesc3d tables --sheet {input.sheet} --results results --out results/tables --only {wildcards.table}"
+        " --base-loss '{params.base_loss}'"
         " > {log} 2>&1"
 
 
@@ -33,6 +35,7 @@ rule tables:
         sheet=ancient(config["experiments"]),
     params:
         code=code("tables"),
+        base_loss=run_config("_base").train.loss,
     output:
         tex="results/tables/all.tex",
         long="results/tables/tables_long.csv",
@@ -42,7 +45,8 @@ rule tables:
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d tables --sheet {input.sheet} --results results --out results/tables --index-only > {log} 2>&1"
+        "mesc3d tables --sheet {input.sheet} --results results --out results/tables --index-only"
+        " --base-loss '{params.base_loss}' > {log} 2>&1"
 
 
 rule compute_cost:
