@@ -16,7 +16,7 @@ from mesc3d.config import deep_merge, from_dict, parse_overrides
 from mesc3d.config_slices import STAGES, stage_dict, stage_files
 from mesc3d.errors import UserFacingError
 from mesc3d.table_ids import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, check_table_ids
-from mesc3d.tables import load_sheet
+from mesc3d.tables import TEACHER_TABLES, load_sheet
 
 validate(config, schema="../schemas/config.schema.yaml")
 
