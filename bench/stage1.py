@@ -9,7 +9,7 @@ What is timed (CPU, wall clock, after one warm-up batch):
   cached      one stage-1 epoch (forward + backward + Adam step per batch of prompt.batch_size) on
               features read from an HDF5 cache written by mesc3d.data.feature_cache (read time included)
   on-the-fly  the same epoch, but every batch's features are computed by the frozen encoder first
-              (what the official code does, spec §10.4)
+              (what the official code does, docs/design.md)
 Prints one line per measurement and the speed-up on-the-fly / cached.
 """
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from mesc3d.errors import ConfigError
 
-# name -> ShapeNetCore v1 synset id (spec §6)
+# name -> ShapeNetCore v1 synset id (docs/design.md)
 SEEN: dict[str, str] = {
     "airplane": "02691156",
     "bench": "02828884",
@@ -25,7 +25,7 @@ SEEN: dict[str, str] = {
     "vessel": "04530566",
 }
 
-# Pix3D categories absent from the 13 ShapeNet classes (spec §6, zero-shot)
+# Pix3D categories absent from the 13 ShapeNet classes (docs/design.md, zero-shot)
 UNSEEN: tuple[str, ...] = ("bed", "bookcase", "desk", "tool")
 
 # Every Pix3D category (for reading real pix3d.json files)

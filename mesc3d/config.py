@@ -45,7 +45,7 @@ class DataCfg:
     image_size: int = 224  # model input side after the 127 crop (paper: 224)
     crop: int = 127  # random (train) / center (eval) crop of the 137x137 renders
     n_views: int = 24  # renders per ShapeNet model; train views 1..n_views-1, eval view 0
-    hflip: bool = False  # the official code flips the image only (spec §10.8): off by default
+    hflip: bool = False  # the official code flips the image only (docs/design.md): off by default
     use_mask: bool = False  # Pix3D: replace the background (mask = 0) with white before the bbox crop
     pix3d_train_frac: float = 0.8  # BDM protocol: per category, json order, first 80% train
 
@@ -93,7 +93,7 @@ class ModelCfg:
     decoder_widths: tuple[int, ...] = ()  # () = the variant's paper widths (scaled by the preset)
     prior_injection: str = "concat_after_mit"  # concat_after_mit | add | concat_before_mit | fuse_in_mit | none
     prior_dim: int = 512  # text-prior width after telinear
-    telinear_trainable: bool = True  # the official code froze it by accident (spec §3)
+    telinear_trainable: bool = True  # the official code froze it by accident (docs/design.md)
 
 
 @dataclass(frozen=True)
@@ -168,7 +168,7 @@ class ExperimentCfg:
 
 
 # ------------------------------------------------------------------ presets
-# Same architecture, different numbers.  `paper` is the dataclass defaults (spec §1, §5).
+# Same architecture, different numbers.  `paper` is the dataclass defaults (docs/design.md).
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "small": {
@@ -341,7 +341,7 @@ def _check_ranges(cfg: ExperimentCfg, source: str) -> None:
     if cfg.prompt.point_encoder == "ulip_pointbert":
         problems.append("prompt.point_encoder=ulip_pointbert (the paper's stage-1 encoder) is not implemented: "
                         "ULIP's checkpoint_pointbert.pt cannot be obtained or tested here; use pointmae "
-                        "(Point-MAE + a learned projection, the spec's fallback)")
+                        "(Point-MAE + a learned projection, our documented fallback)")
     if problems:
         raise ConfigError(f"{source}: " + "; ".join(problems))
 

@@ -1,4 +1,4 @@
-"""Table metrics (spec §7) and the per-category averaging the pipeline uses.
+"""Table metrics (docs/design.md) and the per-category averaging the pipeline uses.
 
 Conventions (exactly as MESC-3D's ``cdloss.py``; d1 = squared NN distance GT -> prediction (one per
 GT point), d2 = squared NN distance prediction -> GT (one per predicted point)):

@@ -82,7 +82,7 @@ def test_mit_interlacing_and_extra_tokens():
 
 
 def test_mit_param_count_matches_paper():
-    assert sum(p.numel() for p in MIT(32, 8, 4).parameters()) == 50816  # 0.051M (spec §8)
+    assert sum(p.numel() for p in MIT(32, 8, 4).parameters()) == 50816  # 0.051M (docs/design.md)
 
 
 @pytest.mark.parametrize("cls", [ESMDecoderPaper6, ESMDecoderReleased5, PlainDecoder])
@@ -243,7 +243,7 @@ def test_cached_sphere_tokens_equal_fresh_eval_computation(tmp_path):
 def test_paper_preset_parameter_counts():
     torch.manual_seed(0)
     without = MESC3D(from_dict({"preset": "paper", "model": {"prior_injection": "none"}})).parameter_counts()
-    # spec §8: ResNet18 11.690M + Linear 0.769M + MIT 0.051M + convs 0.569M + maps 9.437M + APN 1.530M
+    # docs/design.md: ResNet18 11.690M + Linear 0.769M + MIT 0.051M + convs 0.569M + maps 9.437M + APN 1.530M
     assert without["trainable"] == 11689512 + 768768 + 50816 + 569376 + 9437184 + 1530310 == 24045966
     assert abs(without["trainable"] / 24.05e6 - 1) < 0.01
     assert without["point_encoder_trainable"] == 0 and without["point_encoder_total"] > 21e6

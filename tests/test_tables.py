@@ -84,7 +84,7 @@ def test_table1_values_match_inputs_and_paper(world, tmp_path):
         assert t1.loc[c, "cd_l1_x100:mesc3d"] == pytest.approx(vals["mesc3d"][c][0], abs=1e-4)
         assert t1.loc[c, "fscore:retrieval"] == pytest.approx(vals["retrieval"][c][2], abs=1e-4)
     assert t1.loc["mean", "cd_l1_x100:mesc3d"] == pytest.approx(np.mean([v[0] for v in vals["mesc3d"].values()]), abs=1e-4)
-    # quoted paper values (spec §8): avg CD 2.76, F .974; airplane Point-E 17.44
+    # quoted paper values (docs/design.md): avg CD 2.76, F .974; airplane Point-E 17.44
     assert t1.loc["mean", "cd_l1_x100:paper_mesc3d_paper"] == pytest.approx(2.76)
     assert t1.loc["mean", "fscore:paper_mesc3d_paper"] == pytest.approx(0.974)
     assert t1.loc["airplane", "cd_l1_x100:paper_point_e"] == pytest.approx(17.44)

@@ -12,7 +12,7 @@ Output (``--out``, written atomically; layout in ``mesc3d.data.feature_cache``)
 - ``features`` (S, 2*trans_dim) in ``prompt.feature_dtype``, ``shape_ids`` (S,), ``class_ids`` (S,) into
   ``data.categories`` (-1 for any other class), ``categories``; attrs ``encoder``, ``checkpoint_sha256``,
   ``split_file``.
-The encoder runs in eval mode under ``torch.no_grad()`` (official code ran it in train mode, spec §10.4).
+The encoder runs in eval mode under ``torch.no_grad()`` (official code ran it in train mode, docs/design.md).
 Throughput (shapes/s) is logged.
 """
 

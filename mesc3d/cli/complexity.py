@@ -12,14 +12,14 @@ Parameter counts (always; printed as one JSON object with ``--json``):
   ``params_total``                    every parameter of the with-prior model (incl. the frozen Point-MAE)
                                       plus the prompt parameters (frozen text tower excluded),
   ``prior_params_source``             where the prompt count comes from: ``mesc3d.models.text_prompt.PromptBank``
-                                      (built offline from ``prompt.*``) or the analytic official count (spec §8),
+                                      (built offline from ``prompt.*``) or the analytic official count (docs/design.md),
   plus the paper's numbers, the relative difference and a per-part breakdown.
 With ``--out`` (needs ``--config``) also latency per image (batch 1, eval mode, after warm-up, median of
 ``eval.latency_repeats`` runs) and FLOPs per image (``torch.utils.flop_counter.FlopCounterMode``: matmul
 and conv FLOPs, 2 per multiply-add) with and without prior at n_points 2048 and 8192 (Tab. 9), written as
 CSV ``exp,prior,n_points,params_trainable,params_total,flops_per_image,latency_s,device`` (one row per
 prior x n_points; prior in {with, without}).  Latency covers the model forward with a cached prior
-vector (the prior is a per-class lookup, spec §3), not the text encoder.
+vector (the prior is a per-class lookup, docs/design.md), not the text encoder.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def official_prompt_params(width: int = 512, n_layers: int = 12, n_deep: int = 100) -> int:
-    """Official 3DSPL trainables: 77xW prompt table + DPT (prompts, deep prompts, proj, norm), spec §8."""
+    """Official 3DSPL trainables: 77xW prompt table + DPT (prompts, deep prompts, proj, norm), docs/design.md."""
     table = 77 * width
     dpt = n_deep * width * n_layers + width * width + width + 2 * width
     return table + dpt
@@ -68,7 +68,7 @@ def prompt_params(cfg) -> tuple[int, int, str]:
     try:
         from mesc3d.models.text_prompt import PromptBank
     except ImportError:
-        return official_prompt_params(n_deep=cfg.prompt.n_deep), 512, "analytic (spec §8: table 0.039M + DPT 0.878M)"
+        return official_prompt_params(n_deep=cfg.prompt.n_deep), 512, "analytic (docs/design.md: table 0.039M + DPT 0.878M)"
     bank = PromptBank(cfg.prompt, list(cfg.data.categories))
     n = sum(p.numel() for p in bank.prompt_parameters() if p.requires_grad)
     return n, int(bank.out_dim), f"mesc3d.models.text_prompt.PromptBank ({cfg.prompt.text_backend})"

@@ -1,4 +1,4 @@
-"""Per-shape and per-category test metrics (spec §7) for any predictor.
+"""Per-shape and per-category test metrics (docs/design.md) for any predictor.
 
 Per shape: CD-L1 x100, CD-L2 x1000, F-score (squared NN distance < ``eval.fscore_threshold``) and
 the Euclidean-threshold F-score, computed in float64 between the prediction and the split file's

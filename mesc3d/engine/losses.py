@@ -1,4 +1,4 @@
-"""Stage-2 reconstruction loss (spec §4): CD-L1 by default, CD-L2, or their sum.
+"""Stage-2 reconstruction loss (docs/design.md): CD-L1 by default, CD-L2, or their sum.
 
 It is :func:`mesc3d.ops.chamfer_distance` (batch mean).  On the CPU the NN indices come from the
 exact float64 KD-tree (several times faster there than the chunked matmul); on a GPU from the

@@ -1,6 +1,6 @@
 """Learning-rate schedule: linear warmup then cosine decay, as a pure function of the step.
 
-Mirrors timm's ``CosineLRScheduler`` used by the official code (spec §5: warmup from ``warmup_lr``
+Mirrors timm's ``CosineLRScheduler`` used by the official code (docs/design.md: warmup from ``warmup_lr``
 over ``warmup_epochs``, cosine from ``lr`` down to ``lr_min`` at the last epoch), but evaluated per
 optimisation step on the fractional epoch ``step / steps_per_epoch`` so tiny CPU runs decay smoothly.
 Being a pure function of the step, resuming restores it exactly from the step counter alone.

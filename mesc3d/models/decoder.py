@@ -1,4 +1,4 @@
-"""Point decoders: global feature F (B, C) -> point cloud (B, N, 3) (spec §2, §11 row 3).
+"""Point decoders: global feature F (B, C) -> point cloud (B, N, 3) (docs/design.md row 3).
 
 ``build_decoder(model_cfg, in_dim) -> nn.Module`` picks one by flag:
 

@@ -1,4 +1,4 @@
-"""ESM (Effective Semantic Mining) pieces, as coded in the official models (spec §2).
+"""ESM (Effective Semantic Mining) pieces, as coded in the official models (docs/design.md).
 
 ``SelectionMap(channels C, n_points N, std, clamp)``: a learnable point-selection map M (C, N), init
 N(0, std) (std 0.01), raw (no sigmoid).  ``forward(feat (B, C, 1) | (B, C, N)) -> S = M ⊙ F (B, C, N)``.

@@ -3,7 +3,7 @@
 Registry: ``IMAGE_ENCODERS[name](model_cfg, data_cfg) -> nn.Module``; add a new encoder with
 ``@register_image_encoder("name")`` (and the name to ``ENUMS['model.image_encoder']`` in config.py).
 
-- ``resnet18`` (official, spec §1): torchvision ResNet-18 with its 1000-way fc head, ``weights=None``
+- ``resnet18`` (official, docs/design.md): torchvision ResNet-18 with its 1000-way fc head, ``weights=None``
   (trained from scratch, no ImageNet normalisation, as the official code), then ``linear`` 1000 ->
   n_tokens*token_dim, reshaped into tokens (chunks of one global vector, not patches).
   ``model.image_weights`` may name a LOCAL torchvision ResNet-18 state dict (ImageNet) to start from;

@@ -1,4 +1,4 @@
-"""MESC-3D: image -> point cloud, one configurable network (spec §1, §2, §10.4, §11).
+"""MESC-3D: image -> point cloud, one configurable network (docs/design.md).
 
 ``MESC3D(cfg: ExperimentCfg, prior_in_dim=512)``;
 ``forward(images (B, 3, H, H), prior (B, prior_in_dim) | None) -> points (B, n_points, 3)``.
@@ -19,7 +19,7 @@ The sphere template (Fibonacci, ``point_mae.template_points`` points, radius 0.5
 sample, so its Point-MAE tokens are computed ONCE, in eval mode under no_grad, and kept in the
 persistent buffer ``template_tokens`` (1, Tp, D); ``refresh_template_tokens()`` recomputes it (done by
 ``load_point_encoder``).  The Point-MAE encoder is frozen and stays in eval mode under ``model.train()``
-(the official code ran it in train mode every step, spec §10.4).  ``prior=None`` with a prior mode
+(the official code ran it in train mode every step, docs/design.md).  ``prior=None`` with a prior mode
 means "no prior": the prior feature p is zeros.  Models never read data files; the engine
 (``mesc3d.engine.runtime.build_model``) loads the Point-MAE checkpoint, if any.
 """

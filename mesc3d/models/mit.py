@@ -1,4 +1,4 @@
-"""MIT fusion: interlaced cross-attention between image tokens and point tokens (spec §1, §9).
+"""MIT fusion: interlaced cross-attention between image tokens and point tokens (docs/design.md).
 
 ``InterlacedBlock`` (MESC ``SkipCrossAttention`` = MIT ``SkipClsDecoderBlock`` without class tokens),
 pre-norm, three residual sub-layers with DropPath:

@@ -19,7 +19,7 @@ class prompt need only be close to its class's points as a group) and lowers the
 
 Only the prompt parameters, ``point_proj`` and ``logit_scale`` train.  ``telinear`` (prior -> the
 reconstruction model's prior width) lives in the reconstruction model (``model.telinear_trainable``,
-spec §3/§11.11); stage 1 outputs the RAW class priors (C, D) from ``PromptBank``.
+docs/design.md/§11.11); stage 1 outputs the RAW class priors (C, D) from ``PromptBank``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""3DSPL prompt learner + deep prompt tuning (DPT) text encoder over a frozen text tower (spec §3).
+"""3DSPL prompt learner + deep prompt tuning (DPT) text encoder over a frozen text tower (docs/design.md).
 
 Sequence per class name (CoOp "middle", no "." token, as the official code):
 
