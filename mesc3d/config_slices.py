@@ -20,7 +20,8 @@ from typing import Any, Mapping
 
 # The train keys Point-MAE pretraining uses (its own schedule + the shared batch/device settings).
 _POINTMAE_TRAIN = ("train.pointmae_epochs", "train.pointmae_lr", "train.pointmae_mask_ratio",
-                   "train.batch_size", "train.max_steps", "train.amp", "train.device")
+                   "train.batch_size", "train.max_steps", "train.amp", "train.device",
+                   "train.checkpoint_minutes")
 _RUN = ("name", "seed")
 
 _EVAL = ("eval.batch_size", "eval.fscore_threshold", "eval.fscore_euclidean_threshold")  # metrics
@@ -31,7 +32,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "prepare": ("seed", "data"),
     "pretrain_pointmae": ("seed", "model.point_mae", *_POINTMAE_TRAIN),
     "cache_features": ("seed", "data.categories", "model.point_mae", "prompt.feature_dtype"),
-    "pretrain_prompt": ("seed", "data.categories", "data.unseen_categories", "prompt", "train.device"),
+    "pretrain_prompt": ("seed", "data.categories", "data.unseen_categories", "prompt", "train.device",
+                        "train.checkpoint_minutes"),
     "train": (*_RUN, "data", "model", "prompt", "train", "eval.batch_size"),  # validation batches
     "evaluate": (*_RUN, *_PRED),
     "zeroshot": (*_RUN, *_PRED),

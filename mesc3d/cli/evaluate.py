@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
-    from mesc3d.engine.runtime import load_trained, pick_device
+    from mesc3d.engine.model_io import load_trained
+    from mesc3d.engine.runtime import pick_device
 
     from mesc3d.config_slices import check_same_run
 

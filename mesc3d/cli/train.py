@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.set)
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
-    from mesc3d.engine.runtime import build_model
+    from mesc3d.engine.model_io import build_model
     from mesc3d.engine.tasks import ReconTask
     from mesc3d.engine.trainer import Engine, LoopCfg
 

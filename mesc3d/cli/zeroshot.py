@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     from mesc3d.cli.evaluate import run_evaluation
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
-    from mesc3d.engine.runtime import load_trained, pick_device
+    from mesc3d.engine.model_io import load_trained
+    from mesc3d.engine.runtime import pick_device
     from mesc3d.io import write_csv
 
     device = pick_device("auto")

@@ -100,7 +100,7 @@ class Reconstructor:
     def __init__(self, model_path, prompts_path=None, segmenter: str = "grabcut", clipseg_dir=None,
                  sam_dir=None, fill: float = TRAIN_FILL, cam_threshold: float = 0.5, min_similarity: float = 0.45,
                  effnet_weights=None, need_text_grounding: bool = True):
-        from mesc3d.engine.runtime import load_trained
+        from mesc3d.engine.model_io import load_trained
 
         if segmenter not in SEGMENTERS:
             raise ConfigError(f"--segmenter {segmenter!r} is not one of {list(SEGMENTERS)}")

@@ -21,7 +21,7 @@ persistent buffer ``template_tokens`` (1, Tp, D); ``refresh_template_tokens()`` 
 ``load_point_encoder``).  The Point-MAE encoder is frozen and stays in eval mode under ``model.train()``
 (the official code ran it in train mode every step, docs/design.md).  ``prior=None`` with a prior mode
 means "no prior": the prior feature p is zeros.  Models never read data files; the engine
-(``mesc3d.engine.runtime.build_model``) loads the Point-MAE checkpoint, if any.
+(``mesc3d.engine.model_io.build_model``) loads the Point-MAE checkpoint, if any.
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class MESC3D(nn.Module):
             raise ConfigError(f"Point-MAE output 2*trans_dim={2 * pm.trans_dim} must be divisible by "
                               f"model.token_dim={D} to form point tokens")
 
-        self.image_encoder = build_image_encoder(m, cfg.data, cfg.prompt.pretrained)  # (B, 3, H, H) -> (B, T, D)
+        # the clip_* encoders start from the run's CLIP weights (prompt.pretrained) when image_weights is empty
+        clip_weights = cfg.prompt.pretrained if m.image_encoder.startswith("clip_") else ""
+        self.image_encoder = build_image_encoder(m, cfg.data, clip_weights)  # (B, 3, H, H) -> (B, T, D)
         self.point_encoder = PointMAEEncoder(pm).requires_grad_(False).eval()  # frozen
         self.register_buffer("template", fibonacci_sphere(pm.template_points, 0.5), persistent=False)  # (P, 3)
         self.register_buffer("template_tokens", self.compute_template_tokens())  # (1, Tp, D)
