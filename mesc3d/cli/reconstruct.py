@@ -162,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     _check_args(args)
     import torch
 
-    torch.set_grad_enabled(False)
-    return run_pix3d(args) if args.pix3d_root else run_photos(args)
+    with torch.no_grad():  # inference only; scoped, so an in-process caller keeps its grad mode
+        return run_pix3d(args) if args.pix3d_root else run_photos(args)
 
 
 if __name__ == "__main__":
