@@ -158,7 +158,8 @@ def test_real_configs_rehearsal_through_slurm(local_slurm, own_tmp, capsys):  # 
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MESC3D_", "SBATCH_", "SLURM_"))}
         env.update(PATH=f"{bin_dir}{os.pathsep}{VENV_BIN}{os.pathsep}{env.get('PATH', '')}", OMP_NUM_THREADS="1",
                    MESC3D_REAL=str(VENV_BIN / "mesc3d"), MESC3D_PY=sys.executable, MESC3D_PROBE_PORT=str(port),
-                   MESC3D_NETLOG=str(netlog))
+                   MESC3D_NETLOG=str(netlog),
+                   MESC3D_ALLOW_CPU="1")  # the local test Slurm advertises fake GPUs on a CPU node
         env.pop("PYTHONPATH", None)
         env["PYTHONPATH"] = ""  # jobs import the copy's mesc3d (cwd), never the caller's tree
         runs = {}
