@@ -85,6 +85,8 @@ def stage_slice(cfg: Any, stage: str) -> dict[str, Any]:
     prefixes = stage_keys(stage)
     if stage in PRIOR_ONLY and not cfg.uses_prior:
         prefixes = tuple(p for p in prefixes if not _covers((PRIOR_ONLY[stage],), p))
+        if cfg.model.image_encoder.startswith("clip_"):  # Tab. 4 towers start from the run's CLIP weights
+            prefixes += ("prompt.pretrained",)
     return {k: v for k, v in sorted(flatten(data).items()) if _covers(prefixes, k)}
 
 
