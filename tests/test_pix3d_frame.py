@@ -17,7 +17,7 @@ from mesc3d.data.shapes import make_shape, model_id, shape_rng
 from mesc3d.data.synthetic import SynthCfg, build_unseen, obj_text
 from mesc3d.errors import BadInputError
 from mesc3d.io import load_npz
-from tests.realdata_layouts import make_pix3d_tree
+from realdata_layouts import make_pix3d_tree
 
 # A box that is long along ShapeNet v1's x, medium along y (up), thin along z.
 BOX_V1 = np.array([[x, y, z] for x in (-1.0, 1.0) for y in (-0.4, 0.4) for z in (-0.1, 0.1)])

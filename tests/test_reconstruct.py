@@ -14,7 +14,7 @@ from mesc3d.engine import photo as ph
 from mesc3d.engine.reconstruct import mask_iou
 from mesc3d.errors import BadInputError
 from mesc3d.models import grounding as gr
-from tests.conftest import TINY_RUN
+from conftest import TINY_RUN
 
 CAT_CLASSES = [281, 282, 283, 284, 285]  # tabby, tiger cat, Persian, Siamese, Egyptian cat
 
