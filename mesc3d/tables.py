@@ -110,10 +110,13 @@ def load_sheet(path: str | Path) -> pd.DataFrame:
 class ResultStore:
     """Finds and reads the result CSVs of the sheet's runs (cached; missing -> None)."""
 
-    def __init__(self, sheet: pd.DataFrame, results: str | Path):
+    def __init__(self, sheet: pd.DataFrame, results: str | Path, zeroshot_run: str | None = None):
         self.sheet, self.results, self._cache = sheet, Path(results), {}
+        self.zeroshot_run = zeroshot_run  # the workflow config's zeroshot.with_prior (not a sheet tag)
 
     def runs(self, table: str) -> list[str]:
+        if table == "zeroshot":
+            return [self.zeroshot_run] if self.zeroshot_run else []
         return [e for e, r in self.sheet.iterrows() if table in [t.strip() for t in r["tables"].split(",")]]
 
     def label(self, exp: str) -> str:
@@ -451,9 +454,10 @@ def build_pretrain_retrieval(results: str | Path) -> Table | None:
 
 
 def build_all(sheet_path: str | Path, results: str | Path, categories: list[str] | None = None,
-              base_loss: str = "l1") -> list[Table]:
-    """Every table that can be built, in document order (the 4 main tables always)."""
-    store = ResultStore(load_sheet(sheet_path), results)
+              base_loss: str = "l1", zeroshot_run: str | None = None) -> list[Table]:
+    """Every table that can be built, in document order (the 4 main tables always).  ``zeroshot_run``:
+    the run with the prior whose zero-shot comparison the ``zeroshot`` table shows (None: no rows)."""
+    store = ResultStore(load_sheet(sheet_path), results, zeroshot_run)
     cats = list(categories) if categories else default_categories(store)
     log.info("categories: %s", cats)
     tables = [build_table1(store, cats)]

@@ -17,7 +17,7 @@ from mesc3d.table_render import latex_escape, render_latex
 from mesc3d.tables import build_all
 
 SHEET = """exp\tkind\ttables\tlabel\tsame_as\toverrides
-mesc3d\tmesc3d\ttable1,zeroshot,complexity\tMESC-3D (ours)\t\t
+mesc3d\tmesc3d\ttable1,complexity\tMESC-3D (ours)\t\t
 retrieval\tretrieval\ttable1\tNN retrieval\t\t
 class_mean\tclass_mean\ttable1\tClass mean\t\t
 tab3_baseline\tmesc3d\ttable1,table3\tBaseline (MIT + decoder)\t\tmodel.use_esm=false;model.prior_injection=none
@@ -71,7 +71,8 @@ def world(tmp_path):
 
 
 def run_cli(sheet, res, out, *extra):
-    assert tables_cli.main(["--sheet", str(sheet), "--results", str(res), "--out", str(out), *extra]) == 0
+    assert tables_cli.main(["--sheet", str(sheet), "--results", str(res), "--out", str(out),
+                            "--zeroshot-run", "mesc3d", *extra]) == 0
     return out
 
 
@@ -145,7 +146,7 @@ def test_table3_and_ablations(world, tmp_path):
 def test_zeroshot_and_complexity(world, tmp_path):
     sheet, res, vals = world
     out = run_cli(sheet, res, tmp_path / "tables")
-    zs = pd.read_csv(out / "zeroshot.csv").set_index("category")
+    zs = pd.read_csv(out / "zeroshot.csv").set_index("category")  # the run named by --zeroshot-run
     assert list(zs.index) == list(UNSEEN) + ["mean"]
     assert zs.loc["bed", "cd_l1_x100:with"] == 3.0 and zs.loc["bed", "cd_l1_x100:without"] == 4.0
     assert zs.loc["mean", "fscore:without"] == pytest.approx(0.8)

@@ -48,6 +48,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "classes in config order, filtered to those present in the results")
     p.add_argument("--base-loss", default="l1", choices=("l1", "l2", "l1+l2"),
                    help="train.loss of the base run config (rows without a train.loss override); for captions")
+    p.add_argument("--zeroshot-run", default=None, metavar="EXP",
+                   help="the run trained with the prior whose results/zeroshot/EXP/ the zeroshot table shows "
+                        "(the workflow passes its config key zeroshot.with_prior); default: none")
     p.add_argument("--require", nargs="+", default=[], type=Path, metavar="CSV",
                    help="result files that must exist (missing -> error)")
     mode = p.add_mutually_exclusive_group()
@@ -68,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.categories:
         cats = [c for item in args.categories for c in item.split(",") if c]
         cats = check_categories(cats, allowed=ALL_NAMES, where="--categories")
-    tables = build_all(args.sheet, args.results, cats, base_loss=args.base_loss)  # reads and validates everything first
+    tables = build_all(args.sheet, args.results, cats, base_loss=args.base_loss,
+                       zeroshot_run=args.zeroshot_run)  # reads and validates everything first
     if args.only is not None:
         known = {t.name for t in tables}
         unknown = sorted(set(args.only) - known)
