@@ -10,6 +10,8 @@ and imported by the layer that builds them.
 from __future__ import annotations
 
 # ------------------------------------------------------------------ losses
+# train.loss value -> its name in tables and logs (the Chamfer norms of mesc3d.ops.chamfer)
+LOSSES: dict[str, str] = {"l1": "CD-L1", "l2": "CD-L2", "l1+l2": "CD-L1 + CD-L2"}
 
 
 # ------------------------------------------------------------------ run kinds (experiments sheet)
