@@ -1,7 +1,9 @@
 """Build the paper-style result tables from the result CSVs (formats: docs/design.md, "File formats").
 
-Inputs (all optional except the experiments sheet; a run without its CSV is simply left out):
-- ``config/experiments.tsv``: ``exp kind tables label [same_as] overrides`` (tab-separated);
+Which tables exist, which runs each takes and which files of them it reads: ``mesc3d.table_specs``.
+Inputs, under ``{results}`` (a run without its CSV is simply left out; its manifest is required):
+- ``{results}/manifests/{exp}.json``: label, kind, same_as, loss, seed, uses_prior, categories,
+  unseen_categories of the run (written by the workflow's ``manifest`` rule from the sheet and config);
 - ``{results}/eval/{exp}/per_category.csv``: ``category,n_shapes,cd_l1_x100,cd_l2_x1000,fscore,...``
   (an ``alias`` row falls back to its ``same_as`` run's CSV);
 - ``{results}/eval_pix3d/{exp}/per_category.csv``: same columns, on the Pix3D(-style) photos of the
@@ -28,9 +30,10 @@ import numpy as np
 import pandas as pd
 
 from mesc3d import paper_numbers as paper
-from mesc3d.categories import PIX3D_ALL, SEEN, UNSEEN
+from mesc3d.categories import PIX3D_ALL, SEEN
 from mesc3d.errors import BadInputError
-from mesc3d.table_ids import TABLE_FILES
+from mesc3d.registries import LOSSES, RUN_KINDS
+from mesc3d.table_specs import MANIFEST, TABLES, TableSpec
 from mesc3d.table_render import Column, Table, latex_escape
 
 log = logging.getLogger(__name__)
@@ -50,22 +53,10 @@ METRIC_LABEL = {"cd_l1_x100": "CD-L1 ×100 ↓", "cd_l2_x1000": "CD-L2 ×1000 �
 FMT = {"cd_l1_x100": "{:.2f}", "cd_l2_x1000": "{:.2f}", "fscore": "{:.3f}"}
 BETTER = {"cd_l1_x100": "min", "cd_l2_x1000": "min", "fscore": "max"}
 QUOTED = "quoted from the paper"
-SHEET_COLUMNS = ("exp", "kind", "tables", "label")
 EVAL_COLUMNS = ("category", "cd_l1_x100", "cd_l2_x1000", "fscore")
 ZS_COLUMNS = ("category", "prior", "cd_l1_x100", "cd_l2_x1000", "fscore")
 CX_COLUMNS = ("exp", "prior", "n_points", "params_trainable", "params_total", "flops_per_image", "latency_s", "device")
-# sheet table id -> (file stem, caption head); ids and stems: mesc3d/table_ids.py
-ABLATIONS = {
-    "tab4": (TABLE_FILES["tab4"], "Image-encoder ablation (paper Tab. 4: ESM only, no prompt)."),
-    "tab5": (TABLE_FILES["tab5"], "Stage-1 (3DSPL) strategy ablation (paper Tab. 5; our variants differ "
-                              "from the paper's, whose rows are quoted for reference only)."),
-    "tab6": (TABLE_FILES["tab6"], "How the text prior is injected (paper Tab. 6)."),
-    "tab7": (TABLE_FILES["tab7"], "MIT heads/depth (paper Tab. 7; two check-mark columns of the paper were lost "
-                           "in extraction, shown as variants a/b)."),
-    "esm_variant": (TABLE_FILES["esm_variant"], "ESM wiring: the paper's 6 stages vs. the released code's 5; clamped "
-                                   "selection maps. The paper has no numbers for this."),
-    "seeds": (TABLE_FILES["seeds"], "Seed variation of the main model (the paper reports a single seed)."),
-}
+MANIFEST_KEYS = ("exp", "label", "kind", "same_as", "loss", "seed", "uses_prior", "categories", "unseen_categories")
 
 
 def read_csv_checked(path: str | Path, required: tuple[str, ...], numeric: tuple[str, ...] = ()) -> pd.DataFrame:
@@ -86,52 +77,58 @@ def read_csv_checked(path: str | Path, required: tuple[str, ...], numeric: tuple
     return df
 
 
-def load_sheet(path: str | Path) -> pd.DataFrame:
-    """The experiments sheet, indexed by ``exp`` (a missing/invalid sheet -> ``BadInputError``)."""
+def read_manifest(path: str | Path) -> dict:
+    """A run manifest (results/manifests/{exp}.json); missing, unreadable or incomplete -> BadInputError."""
+    import json
+
     path = Path(path)
     if not path.is_file():
-        raise BadInputError(path, "experiments sheet does not exist")
+        raise BadInputError(path, "run manifest does not exist (the workflow's `manifest` rule writes it)")
     try:
-        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise BadInputError(path, f"not a readable tab-separated sheet ({err})") from err
-    missing = [c for c in SHEET_COLUMNS if c not in df.columns]
+        data = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise BadInputError(path, f"not a JSON run manifest ({type(err).__name__}: {str(err)[:200]})") from None
+    missing = [k for k in MANIFEST_KEYS if not isinstance(data, dict) or k not in data]
     if missing:
-        raise BadInputError(path, f"missing columns {missing}; expected tab-separated {list(SHEET_COLUMNS)}")
-    if df["exp"].duplicated().any():
-        raise BadInputError(path, f"duplicate exp names {sorted(df.loc[df['exp'].duplicated(), 'exp'])}")
-    for col in ("same_as", "overrides"):
-        if col not in df.columns:
-            df[col] = ""
-    df["label"] = [lab or exp for lab, exp in zip(df["label"], df["exp"])]
-    return df.set_index("exp", drop=False)
+        raise BadInputError(path, f"run manifest lacks keys {missing}")
+    if data["kind"] not in RUN_KINDS:
+        raise BadInputError(path, f"unknown run kind {str(data['kind'])[:100]!r}; known: {list(RUN_KINDS)}")
+    return data
 
 
 class ResultStore:
-    """Finds and reads the result CSVs of the sheet's runs (cached; missing -> None)."""
+    """Finds and reads the result CSVs and manifests of the tables' runs (cached; missing CSV -> None)."""
 
-    def __init__(self, sheet: pd.DataFrame, results: str | Path, zeroshot_run: str | None = None):
-        self.sheet, self.results, self._cache = sheet, Path(results), {}
-        self.zeroshot_run = zeroshot_run  # the workflow config's zeroshot.with_prior (not a sheet tag)
+    def __init__(self, results: str | Path, table_runs: dict[str, list[str]]):
+        self.results, self.table_runs, self._cache = Path(results), dict(table_runs), {}
+        self._manifests: dict[str, dict] = {}
 
     def runs(self, table: str) -> list[str]:
-        if table == "zeroshot":
-            return [self.zeroshot_run] if self.zeroshot_run else []
-        return [e for e, r in self.sheet.iterrows() if table in [t.strip() for t in r["tables"].split(",")]]
+        return list(self.table_runs.get(table, []))
+
+    def manifest(self, exp: str) -> dict:
+        if exp not in self._manifests:
+            self._manifests[exp] = read_manifest(self.results / MANIFEST.format(exp=exp))
+        return self._manifests[exp]
 
     def label(self, exp: str) -> str:
-        return str(self.sheet.loc[exp, "label"])
+        return str(self.manifest(exp)["label"])
 
-    def uses_prior(self, exp: str) -> bool | None:
-        """ExperimentCfg.uses_prior of the run's resolved config (results/configs/complexity/{exp}.yaml,
-        which the complexity rows come from); None when that file is absent."""
-        from mesc3d.config import load_config
+    def target(self, exp: str) -> str:
+        """The run whose results an alias reuses (itself for other kinds)."""
+        m = self.manifest(exp)
+        return m["same_as"] if RUN_KINDS[m["kind"]].needs_same_as and m["same_as"] else exp
 
-        row = self.sheet.loc[exp]
-        if row["kind"] == "alias" and row["same_as"] in self.sheet.index:
-            exp = row["same_as"]
-        path = self.results / "configs" / "complexity" / f"{exp}.yaml"
-        return load_config(path).uses_prior if path.is_file() else None
+    def uses_prior(self, exp: str) -> bool:
+        """ExperimentCfg.uses_prior of the run (an alias: of its same_as run), from its manifest."""
+        return bool(self.manifest(exp)["uses_prior"])
+
+    def categories(self, runs: list[str], key: str = "categories") -> list[str]:
+        """The runs' class lists (config order), merged in run order."""
+        out: list[str] = []
+        for exp in runs:
+            out += [c for c in self.manifest(exp)[key] if c not in out]
+        return out
 
     def _read(self, path: Path, required, numeric) -> pd.DataFrame | None:
         if path not in self._cache:
@@ -140,9 +137,8 @@ class ResultStore:
 
     def eval(self, exp: str) -> pd.DataFrame | None:
         paths = [self.results / "eval" / exp / "per_category.csv"]
-        same = self.sheet.loc[exp, "same_as"] if exp in self.sheet.index else ""
-        if same:
-            paths.append(self.results / "eval" / same / "per_category.csv")
+        if self.target(exp) != exp:
+            paths.append(self.results / "eval" / self.target(exp) / "per_category.csv")
         for p in paths:
             df = self._read(p, EVAL_COLUMNS, EVAL_COLUMNS[1:] + ("n_shapes",))
             if df is not None:
@@ -150,19 +146,19 @@ class ResultStore:
         return None
 
     def eval_pix3d(self, exp: str) -> pd.DataFrame | None:
-        return self._read(self.results / "eval_pix3d" / exp / "per_category.csv", EVAL_COLUMNS,
+        return self._read(self.results / "eval_pix3d" / self.target(exp) / "per_category.csv", EVAL_COLUMNS,
                           EVAL_COLUMNS[1:] + ("n_shapes",))
 
     def zeroshot(self, exp: str) -> pd.DataFrame | None:
-        return self._read(self.results / "zeroshot" / exp / "per_category.csv", ZS_COLUMNS,
+        return self._read(self.results / "zeroshot" / self.target(exp) / "per_category.csv", ZS_COLUMNS,
                           ZS_COLUMNS[2:] + ("n_shapes",))
 
     def complexity(self, exp: str) -> pd.DataFrame | None:
-        return self._read(self.results / "complexity" / f"{exp}.csv", CX_COLUMNS,
+        return self._read(self.results / "complexity" / f"{self.target(exp)}.csv", CX_COLUMNS,
                           ("n_points", "params_trainable", "params_total", "flops_per_image", "latency_s"))
 
     def present(self, table: str, reader: str = "eval") -> tuple[list[str], list[str]]:
-        """(runs of ``table`` with results, runs without) in sheet order."""
+        """(runs of ``table`` with results, runs without) in the table's run order."""
         runs = self.runs(table)
         have = [e for e in runs if getattr(self, reader)(e) is not None]
         return have, [e for e in runs if e not in have]
@@ -175,14 +171,15 @@ def metric_row(df: pd.DataFrame, metric: str, cats: list[str]) -> list[float]:
     return vals + [float(np.mean(vals)) if vals and not any(math.isnan(v) for v in vals) else math.nan]
 
 
-def default_categories(store: ResultStore) -> list[str]:
-    """SEEN order, filtered to the categories present in any Table 1/3/ablation run; all 13 if none."""
+def default_categories(store: ResultStore, table: str) -> list[str]:
+    """The table's runs' classes (config order), filtered to those present in their results; the paper's
+    13 classes only for a table without runs."""
+    runs = store.present(table)[0]
     found: set[str] = set()
-    for table in ("table1", "table3", *ABLATIONS, *TEACHER_TABLES):
-        for exp in store.present(table)[0]:
-            found |= set(store.eval(exp)["category"])
-    cats = [c for c in SEEN if c in found]
-    return cats or list(SEEN)
+    for exp in runs:
+        found |= set(store.eval(exp)["category"])
+    cats = [c for c in store.categories(runs) if c in found]
+    return cats or store.categories(store.runs(table)) or list(SEEN)
 
 
 def _missing_note(missing: list[str]) -> str:
@@ -195,8 +192,8 @@ def _paper_mean(values: list[float], cats: list[str], quoted: float) -> float:
     return float(np.mean(values)) if values and not any(math.isnan(v) for v in values) else math.nan
 
 
-def build_table1(store: ResultStore, cats: list[str]) -> Table:
-    runs, missing = store.present("table1")
+def build_table1(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
+    runs, missing = store.present(spec.id)
     columns, data = [], []  # data: one list of (len(cats)+1) values per column
     short = {"cd_l1_x100": "CD-L1×100", "fscore": "F"}
     for metric, pi in (("cd_l1_x100", 0), ("fscore", 1)):
@@ -214,18 +211,19 @@ def build_table1(store: ResultStore, cats: list[str]) -> Table:
             "on the configured data; the paper's columns are " + QUOTED + " (real ShapeNet, the authors' "
             "models and evaluation) and are comparable only in convention. Bold: best per row among our runs "
             "and, separately, among the quoted columns." + _missing_note(missing))
-    return Table("table1_shapenet", f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}",
+    return Table(spec.stem, f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}",
                  "category", "Category", cats + ["mean"], cats + ["Mean"], ["category"] * len(cats) + ["mean"],
                  columns, cells, bold_by="row", notes=["† quoted from the paper (Tab. 1)."])
 
 
-def build_table2(store: ResultStore) -> Table | None:
-    """Paper Tab. 2 layout: Pix3D classes shared with ShapeNet-13 as rows, CD and F per run."""
-    runs, missing = store.present("table2", "eval_pix3d")
+def build_table2(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table | None:
+    """Paper Tab. 2 layout: the Pix3D classes among the runs' seen classes as rows, CD and F per run."""
+    runs, missing = store.present(spec.id, "eval_pix3d")
     if not runs:
         return None
     found = set().union(*(set(store.eval_pix3d(e)["category"]) for e in runs))
-    cats = [c for c in PIX3D_ALL if c in SEEN and c in found]
+    seen = store.categories(runs)
+    cats = [c for c in PIX3D_ALL if c in seen and c in found]
     columns, data = [], []
     for metric in ("cd_l1_x100", "cd_l2_x1000", "fscore"):
         for exp in runs:
@@ -246,42 +244,27 @@ def build_table2(store: ResultStore) -> Table | None:
             "only its average, quoted from the text, is shown (†)." + _missing_note(missing))
     notes = [f"† quoted from the paper's text, not its table: \"{paper.TABLE2_QUOTE}\" Read as CD-L1 ×100 "
              "(the Tab. 1 convention); per-class values and F are not given."]
-    return Table("table2_pix3d", f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}",
+    return Table(spec.stem, f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}",
                  "category", "Category", cats + ["mean"], cats + ["Mean"], ["category"] * len(cats) + ["mean"],
                  columns, cells, bold_by="row", notes=notes)
 
 
-LOSS_NAMES = {"l1": "CD-L1", "l2": "CD-L2", "l1+l2": "CD-L1 + CD-L2"}
-
-
-def run_loss(store: ResultStore, exp: str, base_loss: str) -> str:
-    """``train.loss`` of a run: its sheet override (an alias: its target's), else the base config's."""
-    row = store.sheet.loc[exp]
-    if row["kind"] == "alias" and row["same_as"] in store.sheet.index:
-        row = store.sheet.loc[row["same_as"]]
-    for item in row["overrides"].split(";"):
-        key, _, value = item.partition("=")
-        if key.strip() == "train.loss":
-            return value.strip()
-    return base_loss
-
-
-def loss_note(store: ResultStore, runs: list[str], base_loss: str) -> str:
+def loss_note(store: ResultStore, runs: list[str]) -> str:
     """Caption sentence: the training loss of every row (paper: one CD loss; official train_base.py: L1+L2)."""
     by_loss: dict[str, list[str]] = {}
     for exp in runs:
-        by_loss.setdefault(run_loss(store, exp, base_loss), []).append(store.label(exp))
+        by_loss.setdefault(str(store.manifest(exp)["loss"]), []).append(store.label(exp))
     if not by_loss:
         return ""
     if len(by_loss) == 1:
         (loss,) = by_loss
-        return f" Training loss (train.loss): {LOSS_NAMES.get(loss, loss)} for every row of ours."
-    parts = [f"{LOSS_NAMES.get(k, k)} for {', '.join(v)}" for k, v in by_loss.items()]
+        return f" Training loss (train.loss): {LOSSES.get(loss, loss)} for every row of ours."
+    parts = [f"{LOSSES.get(k, k)} for {', '.join(v)}" for k, v in by_loss.items()]
     return " Training loss (train.loss): " + "; ".join(parts) + "."
 
 
-def build_table3(store: ResultStore, cats: list[str], base_loss: str = "l1") -> Table:
-    runs, missing = store.present("table3")
+def build_table3(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
+    runs, missing = store.present(spec.id)
     columns = [Column("cd_l2_x1000:mean", (METRIC_LABEL["cd_l2_x1000"], "Avg"), "{:.2f}", "min")]
     columns += [Column(f"cd_l2_x1000:{c}", (METRIC_LABEL["cd_l2_x1000"], c), "{:.2f}", "min") for c in cats]
     rows, labels, sections, cells = [], [], [], []
@@ -294,17 +277,17 @@ def build_table3(store: ResultStore, cats: list[str], base_loss: str = "l1") -> 
         rows.append("paper:" + lab), labels.append(f"{lab} ({QUOTED})"), sections.append("paper")
         cells.append([_paper_mean(vals, cats, avg)] + vals)
     head = ("Ablation of the components (paper Tab. 3), CD-L2 ×1000 per category. Bold: best per column "
-            "among our runs and, separately, among the rows " + QUOTED + "." + loss_note(store, runs, base_loss)
+            "among our runs and, separately, among the rows " + QUOTED + "." + loss_note(store, runs)
             + " The paper trains every model with its one CD loss; the official train_base.py trains the "
               "baseline and +ESM on CD-L1 + CD-L2 (set train.loss=l1+l2 in their sheet rows for that)."
             + _missing_note(missing))
-    return Table("table3_ablation", f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "exp",
+    return Table(spec.stem, f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "exp",
                  "Model", rows, labels, sections, columns, cells, bold_by="column")
 
 
-def build_ablation(store: ResultStore, table_id: str, cats: list[str]) -> Table | None:
+def build_ablation(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table | None:
     """Tabs. 4-7, ESM variant, seeds: mean over categories and vessel; paper rows are vessel only."""
-    name, head = ABLATIONS[table_id]
+    table_id, name, head = spec.id, spec.stem, spec.caption
     runs, missing = store.present(table_id)
     quoted = paper.ABLATIONS.get(table_id, [])
     if not runs:
@@ -333,17 +316,9 @@ def build_ablation(store: ResultStore, table_id: str, cats: list[str]) -> Table 
                  rows, labels, sections, columns, cells, bold_by="column", no_bold_sections=("stats",))
 
 
-TEACHER_TABLES = {
-    "tab_teachers": ("table_teachers", "Image encoder: agglomerated 2D teachers (EfficientNet-Lite0 with its "
-                                       "real ImageNet weights, frozen) vs the paper's ResNet-18."),
-    "tab_teachers_fm": ("table_teachers_fm", "Image encoder: agglomerated 2D foundation teachers "
-                                             "(DINOv2, CLIP, EfficientNet-Lite0; frozen) vs the paper's ResNet-18."),
-}
-
-
-def build_teachers(store: ResultStore, table_id: str, cats: list[str]) -> Table | None:
+def build_teachers(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table | None:
     """Seen-class means (test split) and zero-shot unseen-class means (with the prior), per run."""
-    name, head = TEACHER_TABLES[table_id]
+    table_id, name, head = spec.id, spec.stem, spec.caption
     runs, missing = store.present(table_id)
     if not runs:
         return None
@@ -354,13 +329,13 @@ def build_teachers(store: ResultStore, table_id: str, cats: list[str]) -> Table 
     rows, labels, sections, cells = [], [], [], []
     for exp in runs:
         seen = [metric_row(store.eval(exp), m, cats)[-1] for m in metrics]
-        row = store.sheet.loc[exp]
-        zs = store.zeroshot(row["same_as"] if row["kind"] == "alias" and row["same_as"] else exp)
+        zs = store.zeroshot(exp)
         unseen = [math.nan] * len(metrics)
         if zs is not None:
             zs = zs[zs["prior"] == "with"]
             present = set(zs.loc[zs["category"] != "mean", "category"])
-            ucats = [c for c in UNSEEN if c in present] + sorted(present - set(UNSEEN))
+            order = store.categories([exp], "unseen_categories")
+            ucats = [c for c in order if c in present] + sorted(present - set(order))
             unseen = [metric_row(zs, m, ucats)[-1] for m in metrics]
         rows.append(exp), labels.append(store.label(exp)), sections.append("ours"), cells.append(seen + unseen)
     text = (f"{head} Every run is the full model (ESM + 3DSPL prior); only the image encoder differs. Seen: "
@@ -370,8 +345,8 @@ def build_teachers(store: ResultStore, table_id: str, cats: list[str]) -> Table 
                  rows, labels, sections, columns, cells, bold_by="column")
 
 
-def build_zeroshot(store: ResultStore) -> Table:
-    runs, missing = store.present("zeroshot", "zeroshot")
+def build_zeroshot(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
+    runs, missing = store.present(spec.id, "zeroshot")
     columns = [Column("n_shapes", ("", "n"), "{:.0f}")]
     metrics = ("cd_l1_x100", "cd_l2_x1000", "fscore")
     columns += [Column(f"{m}:{p}", (METRIC_LABEL[m], f"{p} prior"), FMT[m], BETTER[m], m)
@@ -380,7 +355,8 @@ def build_zeroshot(store: ResultStore) -> Table:
     for exp in runs:
         df = store.zeroshot(exp)
         present = set(df.loc[df["category"] != "mean", "category"])
-        cats = [c for c in UNSEEN if c in present] + sorted(present - set(UNSEEN))
+        order = store.categories([exp], "unseen_categories")
+        cats = [c for c in order if c in present] + sorted(present - set(order))
         by_prior = {p: df[df["prior"] == p] for p in ("with", "without")}
         n = metric_row(by_prior["with"], "n_shapes", cats) if "n_shapes" in df.columns else [math.nan] * (len(cats) + 1)
         n[-1] = float(np.nansum(n[:-1])) if cats else math.nan
@@ -394,13 +370,13 @@ def build_zeroshot(store: ResultStore) -> Table:
     head = ("Zero-shot reconstruction of classes never seen in training (Pix3D-style photos), the same "
             "model with and without the 3DSPL text prior (the paper shows this only qualitatively, Fig. 6; "
             "no numbers are quoted). Bold: better of with/without per row and metric." + _missing_note(missing))
-    return Table("zeroshot", f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "category",
+    return Table(spec.stem, f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "category",
                  "Category", rows, labels, sections, columns, cells, bold_by="row",
                  notes=[] if runs else ["No zero-shot results yet."])
 
 
-def build_complexity(store: ResultStore) -> Table:
-    runs, missing = store.present("complexity", "complexity")
+def build_complexity(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
+    runs, missing = store.present(spec.id, "complexity")
     columns = [Column("params_trainable_m", ("", "Trainable params (M)"), "{:.2f}"),
                Column("params_total_m", ("", "Total params (M)"), "{:.2f}"),
                Column("gflops_per_image", ("", "GFLOPs / image"), "{:.2f}"),
@@ -416,8 +392,8 @@ def build_complexity(store: ResultStore) -> Table:
             prior = str(r["prior"])
             cd = math.nan
             if ev is not None and (prior == "with") == store.uses_prior(exp) and r["n_points"] == n_min:
-                cats = [c for c in SEEN if c in set(ev["category"])]
-                cd = metric_row(ev, "cd_l2_x1000", cats)[-1]
+                run_cats = [c for c in store.categories([exp]) if c in set(ev["category"])]
+                cd = metric_row(ev, "cd_l2_x1000", run_cats)[-1]
             rows.append(f"{exp}:{prior}:{int(r['n_points'])}")
             labels.append(f"{store.label(exp)}, {prior} prior, {int(r['n_points'])} points")
             sections.append("ours")
@@ -431,7 +407,7 @@ def build_complexity(store: ResultStore) -> Table:
             "median after warm-up). The paper's params exclude the frozen Point-MAE and its latencies were "
             "measured on its GPU; ours on the device shown. Avg CD-L2 is the run's test-split mean, shown on "
             "the row matching the run's own prior setting." + _missing_note(missing))
-    return Table("complexity", f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "row",
+    return Table(spec.stem, f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "row",
                  "Model", rows, labels, sections, columns, cells)
 
 
@@ -453,18 +429,21 @@ def build_pretrain_retrieval(results: str | Path) -> Table | None:
                  sections, columns, cells, bold_by="column")
 
 
-def build_all(sheet_path: str | Path, results: str | Path, categories: list[str] | None = None,
-              base_loss: str = "l1", zeroshot_run: str | None = None) -> list[Table]:
-    """Every table that can be built, in document order (the 4 main tables always).  ``zeroshot_run``:
-    the run with the prior whose zero-shot comparison the ``zeroshot`` table shows (None: no rows)."""
-    store = ResultStore(load_sheet(sheet_path), results, zeroshot_run)
-    cats = list(categories) if categories else default_categories(store)
-    log.info("categories: %s", cats)
-    tables = [build_table1(store, cats)]
-    tables += [t for t in (build_table2(store),) if t is not None]
-    tables.append(build_table3(store, cats, base_loss))
-    tables += [t for t in (build_ablation(store, tid, cats) for tid in ABLATIONS) if t is not None]
-    tables += [t for t in (build_teachers(store, tid, cats) for tid in TEACHER_TABLES) if t is not None]
-    tables += [build_zeroshot(store), build_complexity(store)]
-    extra = build_pretrain_retrieval(results)
-    return tables + ([extra] if extra is not None else [])
+# TableSpec.builder -> function(store, spec, categories) -> Table | None (None: no run has results)
+BUILDERS = {"table1": build_table1, "table2": build_table2, "table3": build_table3, "ablation": build_ablation,
+            "teachers": build_teachers, "zeroshot": build_zeroshot, "complexity": build_complexity}
+
+
+def build_tables(results: str | Path, table_runs: dict[str, list[str]],
+                 categories: list[str] | None = None) -> dict[str, Table | None]:
+    """The tables ``table_runs`` names (id -> its runs), in document order (mesc3d.table_specs.TABLES):
+    id -> Table, or None when the table cannot be built (an optional table none of whose runs has
+    results).  ``categories``: the seen classes to show (default: the table's runs' classes)."""
+    store = ResultStore(results, table_runs)
+    out: dict[str, Table | None] = {}
+    for tid, spec in TABLES.items():
+        if tid in table_runs:
+            cats = list(categories) if categories else default_categories(store, tid)
+            log.info("%s: runs %s, categories %s", tid, store.runs(tid), cats)
+            out[tid] = BUILDERS[spec.builder](store, spec, cats)
+    return out

@@ -2,25 +2,24 @@
 
 Usage::
 
-    mesc3d tables --sheet config/experiments.tsv --results results --out results/tables \\
-        [--categories airplane chair ...] [--require results/eval/mesc3d/per_category.csv ...]
+    mesc3d tables --results results --out results/tables --table table1=mesc3d,retrieval table3=... \\
+        [--index | --index-only] [--categories airplane chair ...] [--require FILE ...]
 
-Inputs (under ``--results``; all optional, a run without results is left out of its table):
-``eval/{exp}/per_category.csv``, ``zeroshot/{exp}/per_category.csv``, ``complexity/{exp}.csv``,
-``pretrain/*/retrieval.csv`` (formats: docs/design.md).  ``--sheet`` is required, and every
-``--require`` file must exist (else one-line error, nothing written).
+``--table ID=RUN,RUN``: a table of ``mesc3d.table_specs.TABLES`` and the runs it takes (the workflow
+passes each table's rows of the experiments sheet, or the run its config key names).  Inputs (under
+``--results``; a run without results is left out of its table, its manifest is required):
+``manifests/{exp}.json``, ``eval/{exp}/per_category.csv``, ``eval_pix3d/{exp}/per_category.csv``,
+``zeroshot/{exp}/per_category.csv``, ``complexity/{exp}.csv``, ``pretrain/*/retrieval.csv`` (formats:
+docs/design.md).  Every ``--require`` file must exist (else one-line error, nothing written).
 
 Outputs (in ``--out``; every file written atomically):
-- ``table1_shapenet``, ``table3_ablation``, ``zeroshot``, ``complexity`` ``.{csv,tex,md}`` (always);
-- ``table2_pix3d`` when ``eval_pix3d/{exp}/per_category.csv`` exists for a ``table2`` run;
-- ``table4_encoder``, ``table5_stage1``, ``table6_injection``, ``table7_mit``, ``esm_variant``,
-  ``seeds``, ``pretrain_retrieval`` ``.{csv,tex,md}`` when they have rows;
-- ``tables_long.csv``: every numeric cell, tidy (``table,row,label,section,column,value``);
-- ``all.tex``: standalone document ``\\input``-ing the fragments (``cd <out> && pdflatex all.tex``).
+- ``<stem>.{csv,tex,md}`` of every ``--table`` (stem: ``TableSpec.stem``); a table none of whose runs
+  has results is an error, except with ``--index`` (then it is left out);
+- ``--index``: also ``pretrain_retrieval`` when a retrieval CSV exists, ``tables_long.csv`` (every
+  numeric cell, tidy: ``table,row,label,section,column,value``) and ``all.tex`` (standalone document
+  ``\\input``-ing the fragments: ``cd <out> && pdflatex all.tex``);
+- ``--index-only``: just ``tables_long.csv`` and ``all.tex`` of the ``--table`` tables (rule ``tables``).
 CSV tables are WIDE: ``<id>,label,section,<metric>:<method>...`` (raw floats, no bold).
-``--only NAME ...`` writes just those tables (one Snakemake job per table, rule ``table``);
-``--index-only`` writes just ``all.tex`` and ``tables_long.csv`` for the tables already in ``--out``
-(rule ``tables``).  Without either, everything is written at once.
 """
 
 from __future__ import annotations
@@ -30,34 +29,46 @@ import logging
 from pathlib import Path
 
 from mesc3d.categories import ALL_NAMES, check_categories
-from mesc3d.errors import BadInputError
+from mesc3d.errors import BadInputError, ConfigError
 from mesc3d.io import write_csv, write_text
 from mesc3d.table_render import render_all_tex, tidy_frame, write_table
-from mesc3d.tables import build_all
+from mesc3d.table_specs import TABLES, check_table_ids
+from mesc3d.tables import build_pretrain_retrieval, build_tables
 
 log = logging.getLogger("mesc3d.tables")
 
 
+def parse_table_args(items: list[str]) -> dict[str, list[str]]:
+    """``["table1=a,b", "zeroshot=mesc3d", "tab5="]`` -> {"table1": ["a", "b"], ...} (ids checked)."""
+    out: dict[str, list[str]] = {}
+    for item in items:
+        tid, sep, runs = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--table {item[:100]!r}: expected ID=RUN,RUN (table ids: {list(TABLES)})")
+        try:
+            check_table_ids([tid], "--table")
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        out[tid] = [r for r in runs.split(",") if r]
+    return out
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mesc3d tables", description=__doc__.split("\n")[0])
-    p.add_argument("--sheet", required=True, type=Path, help="experiments sheet (tab-separated)")
     p.add_argument("--results", default=Path("results"), type=Path, help="results root (default: results)")
     p.add_argument("--out", default=Path("results/tables"), type=Path, help="output folder")
+    p.add_argument("--table", nargs="+", action="extend", required=True, metavar="ID=RUN,RUN",
+                   help="a table id of mesc3d/table_specs.py and its runs (repeatable)")
     p.add_argument("--categories", nargs="+", default=None,
-                   help="categories (rows) to show, space- or comma-separated; default: the 13 ShapeNet "
-                        "classes in config order, filtered to those present in the results")
-    p.add_argument("--base-loss", default="l1", choices=("l1", "l2", "l1+l2"),
-                   help="train.loss of the base run config (rows without a train.loss override); for captions")
-    p.add_argument("--zeroshot-run", default=None, metavar="EXP",
-                   help="the run trained with the prior whose results/zeroshot/EXP/ the zeroshot table shows "
-                        "(the workflow passes its config key zeroshot.with_prior); default: none")
+                   help="categories (rows) to show, space- or comma-separated; default: the classes of the "
+                        "table's runs (their manifests), filtered to those present in the results")
     p.add_argument("--require", nargs="+", default=[], type=Path, metavar="CSV",
                    help="result files that must exist (missing -> error)")
     mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--only", nargs="+", default=None, metavar="TABLE",
-                      help="write only these tables (e.g. table1_shapenet zeroshot); no all.tex")
+    mode.add_argument("--index", action="store_true",
+                      help="also write all.tex and tables_long.csv (tables without results are left out)")
     mode.add_argument("--index-only", action="store_true",
-                      help="write only all.tex and tables_long.csv, for the tables whose .tex exists in --out")
+                      help="write only all.tex and tables_long.csv of the --table tables")
     return p
 
 
@@ -71,27 +82,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.categories:
         cats = [c for item in args.categories for c in item.split(",") if c]
         cats = check_categories(cats, allowed=ALL_NAMES, where="--categories")
-    tables = build_all(args.sheet, args.results, cats, base_loss=args.base_loss,
-                       zeroshot_run=args.zeroshot_run)  # reads and validates everything first
-    if args.only is not None:
-        known = {t.name for t in tables}
-        unknown = sorted(set(args.only) - known)
-        if unknown:
-            raise BadInputError(args.sheet, f"no data for tables {unknown} (buildable: {sorted(known)})")
-        for t in tables:
-            if t.name in args.only:
-                paths = write_table(t, args.out)
-                log.info("%s: %d rows -> %s", t.name, len(t.rows), ", ".join(p.name for p in paths))
-        return 0
-    if args.index_only:
-        tables = [t for t in tables if (args.out / f"{t.name}.tex").is_file()]
-    else:
+    built = build_tables(args.results, parse_table_args(args.table), cats)  # reads and validates everything first
+    empty = [TABLES[t].stem for t, table in built.items() if table is None]
+    if empty and not (args.index or args.index_only):
+        raise BadInputError(args.results, f"no run of tables {empty} has results")
+    tables = [t for t in built.values() if t is not None]
+    if args.index:
+        tables += [t for t in (build_pretrain_retrieval(args.results),) if t is not None]
+    if not args.index_only:
         for t in tables:
             paths = write_table(t, args.out)
             log.info("%s: %d rows -> %s", t.name, len(t.rows), ", ".join(p.name for p in paths))
-    write_csv(args.out / "tables_long.csv", tidy_frame(tables))
-    write_text(args.out / "all.tex", render_all_tex([t.name for t in tables]))
-    log.info("wrote %s", args.out / "all.tex")
+    if args.index or args.index_only:
+        write_csv(args.out / "tables_long.csv", tidy_frame(tables))
+        write_text(args.out / "all.tex", render_all_tex([t.name for t in tables]))
+        log.info("wrote %s", args.out / "all.tex")
     return 0
 
 

@@ -32,7 +32,7 @@ rule download:
     output:
         "{root}/.complete-{name}.json",
     params:
-        args=lambda wc: download_args(wc.name),
+        args=lambda wc: download_args(config, wc.name),
     log:
         "logs/download/{root}/{name}.log",
     localrule: True

@@ -1,30 +1,32 @@
-# Evaluation on the test split (view 00, fixed GT subsets), baselines, aliases, zero-shot and
-# complexity.  Each per-run result path is a target of its own:
-#   results/eval/{exp}/per_category.csv
+# Evaluation on the test split (view 00, fixed GT subsets) and the Pix3D photos, baselines, aliases,
+# zero-shot and complexity.  Each per-run result path is a target of its own:
+#   results/eval/{exp}/per_category.csv, results/eval_pix3d/{exp}/per_category.csv
 
 
 rule evaluate:
+    # one rule for every evaluation set: results/eval/ (the test split) and results/eval_pix3d/ (Tab. 2)
     input:
         cfg=stage_config("evaluate"),
         weights=lambda wc: run_weights(wc.exp),
         model="results/train/{exp}/model.pt",
-        split="results/data/test.npz",
+        split=lambda wc: eval_split(wc.evalset),
         prompts=lambda wc: prompts_for(wc.exp),
         files=stage_inputs("evaluate"),
     output:
-        per_category=report("results/eval/{exp}/per_category.csv", category="Evaluation",
-                            subcategory="{exp}"),
-        per_shape="results/eval/{exp}/per_shape.csv",
-        figure=report("results/eval/{exp}/samples.png", category="Evaluation", subcategory="{exp}"),
+        per_category=report("results/{evalset}/{exp}/per_category.csv", category="Evaluation",
+                            subcategory="{evalset}/{exp}"),
+        per_shape="results/{evalset}/{exp}/per_shape.csv",
+        figure=report("results/{evalset}/{exp}/samples.png", category="Evaluation", subcategory="{evalset}/{exp}"),
     params:
         prompts=prompts_arg,
         code=code("evaluate"),
     wildcard_constraints:
-        exp=_names("mesc3d"),
+        evalset="|".join(EVAL_SETS),
+        exp=_names(kinds_where(rule="evaluate")),
     log:
-        "logs/evaluate/{exp}.log",
+        "logs/evaluate/{evalset}/{exp}.log",
     benchmark:
-        "benchmarks/evaluate/{exp}.tsv"
+        "benchmarks/evaluate/{evalset}/{exp}.tsv"
     threads: 1
     resources:
         runtime=120,
@@ -33,40 +35,7 @@ rule evaluate:
         "../../environment.yml"
     shell:
         "mesc3d evaluate --config {input.cfg} --model {input.model} {params.prompts}"
-        " --split {input.split} --out results/eval/{wildcards.exp} > {log} 2>&1"
-
-
-rule evaluate_pix3d:
-    input:
-        cfg=stage_config("evaluate"),
-        weights=lambda wc: run_weights(wc.exp),
-        model="results/train/{exp}/model.pt",
-        split=pix3d_eval_split(),
-        prompts=lambda wc: prompts_for(wc.exp),
-        files=stage_inputs("evaluate"),
-    output:
-        per_category=report("results/eval_pix3d/{exp}/per_category.csv", category="Evaluation (Pix3D)",
-                            subcategory="{exp}"),
-        per_shape="results/eval_pix3d/{exp}/per_shape.csv",
-        figure="results/eval_pix3d/{exp}/samples.png",
-    params:
-        prompts=prompts_arg,
-        code=code("evaluate"),
-    wildcard_constraints:
-        exp=_names("mesc3d"),
-    log:
-        "logs/evaluate_pix3d/{exp}.log",
-    benchmark:
-        "benchmarks/evaluate_pix3d/{exp}.tsv"
-    threads: 1
-    resources:
-        runtime=120,
-        mem_mb=8000,
-    conda:
-        "../../environment.yml"
-    shell:
-        "mesc3d evaluate --config {input.cfg} --model {input.model} {params.prompts}"
-        " --split {input.split} --out results/eval_pix3d/{wildcards.exp} > {log} 2>&1"
+        " --split {input.split} --out results/{wildcards.evalset}/{wildcards.exp} > {log} 2>&1"
 
 
 rule baseline:
@@ -78,10 +47,10 @@ rule baseline:
         per_category="results/eval/{exp}/per_category.csv",
         per_shape="results/eval/{exp}/per_shape.csv",
     params:
-        kind=lambda wc: EXPERIMENTS.loc[wc.exp, "kind"],
+        kind=lambda wc: RUN_KINDS[SHEET.kind(wc.exp)].baseline,
         code=code("baseline"),
     wildcard_constraints:
-        exp=_names(["retrieval", "class_mean"]),
+        exp=_names(kinds_where(rule="baseline")),
     log:
         "logs/baseline/{exp}.log",
     benchmark:
@@ -99,11 +68,11 @@ rule baseline:
 
 rule alias:
     input:
-        lambda wc: f"results/eval/{EXPERIMENTS.loc[wc.exp, 'same_as']}/per_category.csv",
+        lambda wc: f"results/eval/{SHEET.target(wc.exp)}/per_category.csv",
     output:
         "results/eval/{exp}/per_category.csv",
     wildcard_constraints:
-        exp=_names("alias"),
+        exp=_names(kinds_where(rule="alias")),
     log:
         "logs/alias/{exp}.log",
     localrule: True
@@ -129,7 +98,7 @@ rule zeroshot_eval:
         per_category=report("results/zeroshot/{exp}/per_category.csv", category="Zero-shot"),
         figure=report("results/zeroshot/{exp}/samples.png", category="Zero-shot"),
     wildcard_constraints:
-        exp=_names("mesc3d"),
+        exp=_names(kinds_where(trains=True)),
     log:
         "logs/zeroshot/{exp}.log",
     benchmark:
@@ -156,7 +125,7 @@ rule complexity_run:
     output:
         "results/complexity/{exp}.csv",
     wildcard_constraints:
-        exp=_names("mesc3d"),
+        exp=_names(kinds_where(trains=True)),
     log:
         "logs/complexity/{exp}.log",
     benchmark:

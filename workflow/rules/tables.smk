@@ -2,22 +2,35 @@
 # LaTeX index all.tex; the CSV is the source of truth, LaTeX/markdown are generated from it.
 
 
+rule manifest:
+    # results/manifests/{exp}.json: what the tables know of a run besides its result CSVs (label, kind,
+    # loss, seed, uses_prior, class lists; mesc3d.sheet.Sheet.manifest).  Its content is the param, so
+    # a label edit rewrites one manifest and rebuilds only the tables that run is in.
+    output:
+        "results/manifests/{exp}.json",
+    params:
+        manifest=lambda wc: SHEET.manifest_json(wc.exp),
+    wildcard_constraints:
+        exp=_names(list(RUN_KINDS)),
+    localrule: True
+    run:
+        from mesc3d.io import write_text
+
+        write_text(output[0], params.manifest)
+
+
 rule table:
+    # one job per table (mesc3d/table_specs.py): its inputs are the result files and manifests of its
+    # runs, its param the run list, so an edit reruns only the tables it reaches
     input:
-        lambda wc: table_inputs(TABLE_IDS[wc.table]),
-        # the sheet's rows of this table are a param (below), so editing another row does not
-        # rebuild this table; the file itself only needs to exist
-        sheet=ancient(config["experiments"]),
+        lambda wc: table_inputs(wc.table),
     output:
         csv=report("results/tables/{table}.csv", category="Tables", subcategory="{table}"),
         tex="results/tables/{table}.tex",
         md="results/tables/{table}.md",
     params:
-        rows=lambda wc: table_rows(TABLE_IDS[wc.table]),
-        # the zero-shot run only matters to the zeroshot table (an edit to it rebuilds no other table)
-        zeroshot=lambda wc: config["zeroshot"]["with_prior"] if TABLE_IDS[wc.table] == "zeroshot" else "",
+        table=lambda wc: table_arg(TABLE_IDS[wc.table]),
         code=code("tables"),
-        base_loss=run_config("_base").train.loss,
     wildcard_constraints:
         table="|".join(TABLE_FILES.values()),
     log:
@@ -26,19 +39,15 @@ rule table:
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d tables --sheet {input.sheet} --results results --out results/tables --only {wildcards.table}"
-        " --base-loss '{params.base_loss}' --zeroshot-run '{params.zeroshot}'"
-        " > {log} 2>&1"
+        "mesc3d tables --results results --out results/tables --table {params.table:q} > {log} 2>&1"
 
 
 rule tables:
     input:
         [f"results/tables/{TABLE_FILES[t]}.tex" for t in selected_tables()],
-        sheet=ancient(config["experiments"]),
     params:
+        tables=[table_arg(t) for t in selected_tables()],
         code=code("tables"),
-        base_loss=run_config("_base").train.loss,
-        zeroshot=config["zeroshot"]["with_prior"],
     output:
         tex="results/tables/all.tex",
         long="results/tables/tables_long.csv",
@@ -48,8 +57,7 @@ rule tables:
     conda:
         "../../environment.yml"
     shell:
-        "mesc3d tables --sheet {input.sheet} --results results --out results/tables --index-only"
-        " --base-loss '{params.base_loss}' --zeroshot-run '{params.zeroshot}' > {log} 2>&1"
+        "mesc3d tables --results results --out results/tables --index-only --table {params.tables:q} > {log} 2>&1"
 
 
 rule compute_cost:

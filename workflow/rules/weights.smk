@@ -11,7 +11,7 @@ rule download_weights:
     wildcard_constraints:
         wpath="|".join(re.escape(p) for p in WEIGHTS_BY_PATH) or "NO_WEIGHTS_CONFIGURED",
     params:
-        args=lambda wc: weights_args(wc.wpath),
+        args=lambda wc: weights_args(config, wc.wpath),
     log:
         "logs/download_weights/{wpath}.log",
     localrule: True

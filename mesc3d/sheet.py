@@ -1,0 +1,305 @@
+"""The experiments sheet (config/experiments.tsv): parsing, validation, run configs, run selection.
+
+One row = one run: ``exp kind tables label [same_as] [overrides]`` (tab-separated).  ``kind`` is one of
+``mesc3d.registries.RUN_KINDS``; ``tables`` lists ids of ``mesc3d.table_specs.TABLES``; ``overrides``
+are ``;``-separated ``key.path=value`` items applied on top of the workflow config's ``base``.
+
+Everything the workflow derives from the sheet lives here (``workflow/rules/common.smk`` only maps
+wildcards to paths through it), so it is unit-tested without Snakemake (tests/test_sheet.py).  Every
+problem is one ``ConfigError`` line naming the sheet file and the row or column, raised when the
+sheet is loaded, before any job is planned.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import shlex
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Mapping
+
+import pandas as pd
+
+from mesc3d.config import deep_merge, from_dict, parse_overrides
+from mesc3d.errors import ConfigError
+from mesc3d.registries import RUN_KINDS
+from mesc3d.table_specs import MANIFEST, RESULT_FILES, TABLES, check_table_ids
+
+REQUIRED = ("exp", "kind", "tables", "label")
+OPTIONAL = ("same_as", "overrides")
+COLUMNS = REQUIRED + OPTIONAL
+SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "experiments.schema.yaml"
+SHARED = ("data.", "model.point_mae.")  # keys every run shares: a row may not override them
+DEFAULT_LOCK = "config/checksums.lock.json"
+_QUOTE = 200  # at most this many characters of a user's value in an error line
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _QUOTE else text[:_QUOTE] + "...'"
+
+
+def _header(path: Path) -> list[str]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            first = fh.readline()
+    except UnicodeDecodeError as err:
+        raise ConfigError(f"{path}: not a readable tab-separated sheet ({err})") from None
+    return first.rstrip("\r\n").split("\t") if first.strip() else []
+
+
+def check_header(path: str | Path, names: list[str]) -> None:
+    """Duplicated, unknown (typo) or missing columns -> one line naming the sheet and the column."""
+    for name in names:
+        if names.count(name) > 1:
+            raise ConfigError(f"{path}: column {_short(name)} appears {names.count(name)} times in the header; "
+                              "each column once (a second one would be silently dropped)")
+    for name in names:
+        if name not in COLUMNS:
+            close = difflib.get_close_matches(name, COLUMNS, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{path}: unknown column {_short(name)}{hint}; columns: "
+                              f"{' '.join(REQUIRED)} [same_as] [overrides]")
+    missing = [c for c in REQUIRED if c not in names]
+    if missing:
+        raise ConfigError(f"{path}: missing columns {missing}; expected tab-separated {list(REQUIRED)}")
+
+
+@lru_cache(maxsize=1)
+def _schema() -> dict:
+    import yaml
+
+    return yaml.safe_load(SCHEMA.read_text())
+
+
+def check_row(path: str | Path, row: Mapping[str, str]) -> None:
+    """One row against workflow/schemas/experiments.schema.yaml and the run kinds: one line on error."""
+    import jsonschema
+
+    exp = row.get("exp", "")
+    where = f"{path}: row {_short(exp)}" if exp else f"{path}: a row"
+    errors = sorted(jsonschema.Draft202012Validator(_schema()).iter_errors(dict(row)), key=lambda e: list(e.path))
+    if errors:
+        err = errors[0]
+        col = err.path[0] if err.path else (err.validator_value[0] if err.validator == "required" else "?")
+        value = row.get(col, "") if isinstance(col, str) else ""
+        problem = f"value {_short(value)} does not match {err.validator_value!r}" if err.validator == "pattern" \
+            else err.message[:_QUOTE]
+        raise ConfigError(f"{where}, column {col!r}: {problem}")
+    if row["kind"] not in RUN_KINDS:
+        raise ConfigError(f"{where}, column 'kind': {_short(row['kind'])} is not a run kind; "
+                          f"known: {list(RUN_KINDS)} (mesc3d/registries.py)")
+
+
+def load_sheet(path: str | Path) -> pd.DataFrame:
+    """The experiments sheet, indexed by ``exp``, every row validated (bad sheet -> ``ConfigError``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: experiments sheet does not exist")
+    check_header(path, _header(path))
+    try:
+        df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, comment=None)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise ConfigError(f"{path}: not a readable tab-separated sheet ({str(err)[:_QUOTE]})") from None
+    if df["exp"].duplicated().any():
+        raise ConfigError(f"{path}: duplicate exp names {sorted(df.loc[df['exp'].duplicated(), 'exp'])}")
+    for col in OPTIONAL:
+        if col not in df.columns:
+            df[col] = ""
+    for _, row in df.iterrows():
+        check_row(path, {k: v for k, v in row.items() if k in REQUIRED or v})
+    df["label"] = [lab or exp for lab, exp in zip(df["label"], df["exp"])]
+    return df.set_index("exp", drop=False)
+
+
+class Sheet:
+    """The sheet together with the workflow config it is resolved against (``config['base']``...)."""
+
+    def __init__(self, path: str | Path, config: Mapping[str, Any]):
+        self.path, self.config = str(path), config
+        self.df = load_sheet(path)
+        self._configs: dict[str, Any] = {}
+
+    # ---- rows ---------------------------------------------------------------------------------
+    def __contains__(self, exp: str) -> bool:
+        return exp in self.df.index
+
+    def kind(self, exp: str) -> str:
+        return str(self.df.loc[exp, "kind"])
+
+    def tags(self, exp: str) -> list[str]:
+        return [t for t in self.df.loc[exp, "tables"].split(",") if t]
+
+    def target(self, exp: str) -> str:
+        """The run whose results and config a row stands for: ``same_as`` for an alias, else itself."""
+        return str(self.df.loc[exp, "same_as"]) if RUN_KINDS[self.kind(exp)].needs_same_as else exp
+
+    def exps(self, kind=None, table: str | None = None) -> list[str]:
+        """Run names of a kind (or kinds) and/or listing a table, in sheet order."""
+        kinds = None if kind is None else ([kind] if isinstance(kind, str) else list(kind))
+        return [e for e in self.df.index
+                if (kinds is None or self.kind(e) in kinds) and (table is None or table in self.tags(e))]
+
+    def names(self, kinds) -> str:
+        """A wildcard constraint matching exactly the runs of ``kinds``."""
+        return "|".join(self.exps(kind=kinds)) or "NO_SUCH_RUN"
+
+    # ---- run configs --------------------------------------------------------------------------
+    def row_overrides(self, exp: str) -> dict[str, Any]:
+        """The row's overrides as a nested dict (data.* and model.point_mae.* are shared: refused)."""
+        items = [s for s in self.df.loc[exp, "overrides"].split(";") if s.strip()]
+        for item in items:
+            if item.startswith(SHARED):
+                raise ConfigError(f"{self.path}: row {exp!r} overrides {item.split('=')[0]!r}; data and "
+                                  "Point-MAE settings are shared by every run: change them in the workflow config")
+        return parse_overrides(items)
+
+    def run_config_dict(self, exp: str) -> dict[str, Any]:
+        """Resolved run config (as a dict) of one row: base + row overrides + name (``_base``: the base)."""
+        if exp == "_base":
+            return deep_merge(self.config["base"], {"name": "_base"})
+        return deep_merge(deep_merge(self.config["base"], self.row_overrides(exp)), {"name": exp})
+
+    def run_config(self, exp: str):
+        if exp not in self._configs:
+            self._configs[exp] = from_dict(self.run_config_dict(exp), source=f"{self.path}:{exp}")
+        return self._configs[exp]
+
+    def run_weights(self, exp: str) -> list[str]:
+        """Local weights files one run's jobs load: the CLIP file of its text tower and Tab. 4 image tower."""
+        known = weights_by_path(self.config)
+
+        def is_file(value: str) -> bool:  # "" and open_clip tags such as `openai` are not files
+            return bool(value) and (value in known or len(Path(value).parts) > 1
+                                    or value.endswith((".pt", ".pth", ".bin")))
+
+        cfg = self.run_config(exp)
+        files = []
+        if cfg.prompt.text_backend == "open_clip" and is_file(cfg.prompt.pretrained):
+            files.append(cfg.prompt.pretrained)
+        if cfg.model.image_encoder.startswith("clip_"):
+            clip = cfg.model.image_weights or cfg.prompt.pretrained
+            if is_file(clip) and clip not in files:
+                files.append(clip)
+        return files
+
+    def uses_prior(self, exp: str) -> bool:
+        return self.run_config(exp).uses_prior
+
+    def prompt_key(self, exp: str) -> str:
+        """Stage-1 runs are shared: rows that do not touch prompt.* use the `default` prompts."""
+        return exp if "prompt" in self.row_overrides(exp) else "default"
+
+    # ---- tables -------------------------------------------------------------------------------
+    def table_runs(self, table: str) -> list[str]:
+        """The runs a table takes: the rows listing it, or the run its config key names."""
+        spec = TABLES[table]
+        if spec.runs == "sheet":
+            return self.exps(table=table)
+        node: Any = self.config
+        for part in spec.runs.split("."):
+            node = node[part]
+        return [node] if node else []
+
+    def result_files(self, exp: str, reads) -> list[str]:
+        """Result files (relative to the results root) of one run that a table reading ``reads`` needs:
+        the run's manifest, then each file its kind has (an alias: its target's, `eval` its own copy)."""
+        files = [MANIFEST.format(exp=exp)]
+        target = self.target(exp)
+        for kind in reads:
+            template, who = RESULT_FILES[kind]
+            if who == "all":
+                files.append(template.format(exp=exp))
+            elif RUN_KINDS[self.kind(target)].trains:
+                files.append(template.format(exp=target))
+        return files
+
+    def table_inputs(self, table: str, root: str = "results") -> list[str]:
+        return [f"{root}/{f}" for e in self.table_runs(table) for f in self.result_files(e, TABLES[table].reads)]
+
+    def table_arg(self, table: str) -> str:
+        """``mesc3d tables --table`` value: ``ID=run,run,...`` (a rerun trigger: the table's run list)."""
+        return f"{table}={','.join(self.table_runs(table))}"
+
+    def manifest(self, exp: str) -> dict[str, Any]:
+        """What the tables know of a run besides its result CSVs (results/manifests/{exp}.json)."""
+        row, target = self.df.loc[exp], self.target(exp)
+        cfg = self.run_config(target)
+        return {"exp": exp, "label": str(row["label"]), "kind": str(row["kind"]), "same_as": str(row["same_as"]),
+                "loss": cfg.train.loss, "seed": cfg.seed, "uses_prior": cfg.uses_prior,
+                "categories": list(cfg.data.categories), "unseen_categories": list(cfg.data.unseen_categories)}
+
+    def manifest_json(self, exp: str) -> str:
+        return json.dumps(self.manifest(exp), sort_keys=True, indent=1) + "\n"
+
+    # ---- validation ---------------------------------------------------------------------------
+    def check(self, selected_tables=()) -> None:
+        """Every row's config, aliases, table ids, config-keyed tables and the zero-shot pair."""
+        for exp in self.df.index:
+            kind = RUN_KINDS[self.kind(exp)]
+            if kind.needs_same_as:
+                target = self.df.loc[exp, "same_as"]
+                if target not in self.df.index or RUN_KINDS[self.kind(target)].needs_same_as:
+                    raise ConfigError(f"{self.path}: alias {exp!r} needs same_as = a non-alias run")
+            elif self.df.loc[exp, "same_as"]:
+                raise ConfigError(f"{self.path}: row {exp!r}, column 'same_as': only alias rows name a run there")
+            if not kind.overrides and self.df.loc[exp, "overrides"].strip():
+                raise ConfigError(f"{self.path}: row {exp!r}, column 'overrides': an alias has exactly the "
+                                  "config of its same_as run; remove its overrides")
+            if kind.overrides:
+                self.run_config(exp)
+        check_table_ids(list(selected_tables), "config key `tables`")
+        for exp in self.df.index:
+            where = f"{self.path}: row {exp!r}"
+            check_table_ids(self.tags(exp), where)
+            keyed = [t for t in self.tags(exp) if TABLES[t].runs != "sheet"]
+            if keyed:
+                t = keyed[0]
+                raise ValueError(f"{where} lists table {t}; its runs are the config key {TABLES[t].runs}, "
+                                 f"remove `{t}` from the row")
+        zs = self.config.get("zeroshot") or {}
+        for key in ("with_prior", "without_prior"):
+            exp = zs.get(key, "")
+            if exp not in self.df.index or not RUN_KINDS[self.kind(exp)].trains:
+                raise ConfigError(f"zeroshot.{key}: {exp!r} is not a trained (kind=mesc3d) row of {self.path}")
+            if self.uses_prior(exp) != (key == "with_prior"):
+                raise ConfigError(f"zeroshot.{key}: run {exp!r} {'does not use' if key == 'with_prior' else 'uses'} "
+                                  "the text prior (model.prior_injection)")
+
+
+# ---------------------------------------------------------------------- downloads and weights files
+def fetch_args(entry: Mapping[str, Any], local_key: str = "local_archive") -> list[str]:
+    """``mesc3d download`` arguments of one config `downloads` / `weights` entry: local copy, URLs,
+    checksum (or the lock file that records a first download's), size, top folder."""
+    args: list[str] = []
+    if entry.get(local_key):
+        args += ["--local-archive", entry[local_key]]
+    for url in [entry.get("url")] + list(entry.get("alternates") or []):
+        if url:
+            args += ["--url", url]
+    args += ["--sha256", entry.get("sha256") or "null"]
+    if entry.get("size"):
+        args += ["--size", str(entry["size"])]
+    if not entry.get("sha256"):
+        args += ["--lock", entry.get("lock") or DEFAULT_LOCK]
+    if entry.get("top_dir"):
+        args += ["--top-dir", entry["top_dir"]]
+    return args
+
+
+def download_args(config: Mapping[str, Any], name: str) -> str:
+    """Shell arguments of the `download` rule for the archive `downloads.<name>`."""
+    return " ".join(shlex.quote(a) for a in fetch_args(config["downloads"][name]))
+
+
+def weights_by_path(config: Mapping[str, Any]) -> dict[str, str]:
+    """Config `weights`: output path -> entry name."""
+    return {w["out"]: name for name, w in (config.get("weights") or {}).items()}
+
+
+def weights_args(config: Mapping[str, Any], path: str) -> str:
+    """Shell arguments of the `download_weights` rule for the file `path` (a `weights.<name>.out`)."""
+    name = weights_by_path(config)[path]
+    args = ["--name", name, "--no-extract", "--force", "--archive", path, "--out", str(Path(path).parent)]
+    return " ".join(shlex.quote(a) for a in args + fetch_args(config["weights"][name], "local_file"))
