@@ -256,8 +256,8 @@ class Sheet:
             keyed = [t for t in self.tags(exp) if TABLES[t].runs != "sheet"]
             if keyed:
                 t = keyed[0]
-                raise ValueError(f"{where} lists table {t}; its runs are the config key {TABLES[t].runs}, "
-                                 f"remove `{t}` from the row")
+                raise ValueError(f"{self.path}: rows {[exp]} list table {t}; its runs are the config key "
+                                 f"{TABLES[t].runs}, remove `{t}` from the row")
         zs = self.config.get("zeroshot") or {}
         for key in ("with_prior", "without_prior"):
             exp = zs.get(key, "")

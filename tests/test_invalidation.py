@@ -93,13 +93,14 @@ def check(dst, rel, old, new, expected):
 
 def eval_chain(exps: set[str], tables=TABLES) -> dict[str, set[str]]:
     """Evaluations of `exps` and everything after them (alias, zero-shot, tables)."""
-    out = {"evaluate": exps & MESC, "table": set(tables), **INDEX}
+    # one evaluate rule for both evaluation sets ({evalset}/{exp}; it was evaluate + evaluate_pix3d)
+    out = {"evaluate": {f"eval/{e}" for e in exps & MESC}, "table": set(tables), **INDEX}
     if exps & BASELINES:
         out["baseline"] = exps & BASELINES
     if "mesc3d" in exps:
         out["alias"] = {"tab3_esm_3dspl"}
         out["zeroshot_eval"] = {"mesc3d"}
-        out["evaluate_pix3d"] = {"mesc3d"}  # Tab. 2 (smoke: the main model on the Pix3D-style photos)
+        out["evaluate"].add("eval_pix3d/mesc3d")  # Tab. 2 (smoke: the main model on the Pix3D-style photos)
     return {k: v for k, v in out.items() if v}
 
 
@@ -167,9 +168,12 @@ def test_sheet_row_overrides_and_label(done):
     exp = "tab5_shallow"
     check(done, "config/smoke_experiments.tsv", "prompt.n_deep=0", "prompt.n_deep=1",
           {"resolve_config": {f"pretrain_prompt/{exp}", f"train/{exp}", f"evaluate/{exp}"},
-           "pretrain_prompt": {exp}, "train": {exp}, "evaluate": {exp}, "table": {"table5_stage1"}, **INDEX})
+           "pretrain_prompt": {exp}, "train": {exp}, "evaluate": {f"eval/{exp}"}, "table": {"table5_stage1"},
+           **INDEX})
+    # a label lives in the run's manifest (results/manifests/{exp}.json, what the tables read): its
+    # one manifest is rewritten and only the tables of that run are rebuilt
     check(done, "config/smoke_experiments.tsv", "\t+ESM\t", "\t+ESM (renamed)\t",
-          {"table": {"table3_ablation"}, **INDEX})
+          {"manifest": {"tab3_esm"}, "table": {"table3_ablation"}, **INDEX})
 
 
 def accept(dst):

@@ -14,7 +14,9 @@ from mesc3d.categories import SEEN, UNSEEN
 from mesc3d.cli import compute_cost, tables as tables_cli
 from mesc3d.errors import BadInputError
 from mesc3d.table_render import latex_escape, render_latex
-from mesc3d.tables import build_all
+from mesc3d.sheet import Sheet
+from mesc3d.table_specs import TABLE_IDS, TABLES
+from mesc3d.tables import build_tables
 
 SHEET = """exp\tkind\ttables\tlabel\tsame_as\toverrides
 mesc3d\tmesc3d\ttable1,complexity\tMESC-3D (ours)\t\t
@@ -64,15 +66,35 @@ def world(tmp_path):
     pd.DataFrame([dict(exp="mesc3d", prior=p, n_points=n, params_trainable=24.97e6, params_total=30e6,
                        flops_per_image=2.5e9, latency_s=0.05, device="cpu")
                   for p in ("with", "without") for n in (2048, 8192)]).to_csv(res / "complexity" / "mesc3d.csv", index=False)
-    # the run's resolved config (the workflow writes it): the table reads whether it uses the prior
-    (res / "configs" / "complexity").mkdir(parents=True)
-    (res / "configs" / "complexity" / "mesc3d.yaml").write_text("name: mesc3d\n")
     return sheet, res, vals
 
 
-def run_cli(sheet, res, out, *extra):
-    assert tables_cli.main(["--sheet", str(sheet), "--results", str(res), "--out", str(out),
-                            "--zeroshot-run", "mesc3d", *extra]) == 0
+def pipeline(sheet, res, base=None) -> dict[str, list[str]]:
+    """What the workflow does before `mesc3d tables`: one manifest per run (rule manifest), and each
+    table's runs (the sheet's rows, the zero-shot table's config key)."""
+    config = {"base": base or {}, "zeroshot": {"with_prior": "mesc3d", "without_prior": "tab3_esm"}}
+    s = Sheet(sheet, config)
+    (res / "manifests").mkdir(parents=True, exist_ok=True)
+    for exp in s.df.index:
+        (res / "manifests" / f"{exp}.json").write_text(s.manifest_json(exp))
+    return {t: s.table_runs(t) for t in TABLES}
+
+
+def build_all(sheet, res, base=None):
+    return [t for t in build_tables(res, pipeline(sheet, res, base)).values() if t is not None]
+
+
+def run_cli(sheet, res, out, *extra, base=None):
+    runs = pipeline(sheet, res, base)
+    extra = list(extra)
+    if "--only" in extra:  # one table, as the workflow's per-table job
+        i = extra.index("--only")
+        tid = TABLE_IDS[extra.pop(i + 1)]
+        extra.pop(i)
+        args = ["--table", f"{tid}={','.join(runs[tid])}"]
+    else:
+        args = ["--index", "--table", *[f"{t}={','.join(r)}" for t, r in runs.items()]]
+    assert tables_cli.main(["--results", str(res), "--out", str(out), *args, *extra]) == 0
     return out
 
 
@@ -180,8 +202,9 @@ def test_missing_optional_runs_and_required(tmp_path):
 
     missing = res / "eval" / "retrieval" / "per_category.csv"
     with pytest.raises(BadInputError, match="required result CSV"):
-        tables_cli.main(["--sheet", str(sheet), "--results", str(res), "--out", str(out), "--require", str(missing)])
-    assert dispatch(["tables", "--sheet", str(tmp_path / "nope.tsv"), "--results", str(res), "--out", str(out)]) == 1
+        tables_cli.main(["--results", str(res), "--out", str(out), "--table", "table1=mesc3d", "--require", str(missing)])
+    # a run without its manifest: one line, exit 1
+    assert dispatch(["tables", "--results", str(res), "--out", str(out), "--table", "table1=nope"]) == 1
     # a malformed result CSV names the file
     bad = res / "eval" / "retrieval" / "per_category.csv"
     bad.parent.mkdir(parents=True)
@@ -322,5 +345,5 @@ def test_table3_caption_states_each_rows_loss(world, tmp_path):
                                    "model.use_esm=false;model.prior_injection=none;train.loss=l1+l2"))
     t3 = {t.name: t for t in build_all(sheet, res)}["table3_ablation"]
     assert "CD-L1 + CD-L2 for Baseline (MIT + decoder)" in t3.caption and "CD-L1 for +ESM" in t3.caption
-    out = run_cli(sheet, res, tmp_path / "t", "--only", "table3_ablation", "--base-loss", "l1+l2")
+    out = run_cli(sheet, res, tmp_path / "t", "--only", "table3_ablation", base={"train": {"loss": "l1+l2"}})
     assert "CD-L1 + CD-L2 for every row of ours" in (out / "table3_ablation.md").read_text()
