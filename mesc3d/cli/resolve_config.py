@@ -37,6 +37,11 @@ def main(argv: list[str] | None = None) -> int:
         data, source = load_yaml(args.config), args.config
     data = deep_merge(data, parse_overrides(args.set))
     cfg = from_dict(data, source=source)
-    write_text(args.out, dump_yaml(cfg))
-    print(f"wrote {args.out} ({cfg.name}, preset {cfg.preset})")
+    text = dump_yaml(cfg)
+    if "preset" not in data:  # a stage slice: its keys are already resolved values (preset applied by the
+        # workflow); naming the default preset here would mislabel them.  Loading the file gives the same config.
+        text = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("preset:"))
+        text = "# resolved values of the keys this stage reads (no preset line: they are already resolved)\n" + text
+    write_text(args.out, text)
+    print(f"wrote {args.out} ({cfg.name}, preset {cfg.preset if 'preset' in data else 'already applied'})")
     return 0
