@@ -12,6 +12,8 @@ rule manifest:
         manifest=lambda wc: SHEET.manifest_json(wc.exp),
     wildcard_constraints:
         exp=_names(list(RUN_KINDS)),
+    log:
+        "logs/manifest/{exp}.log",
     localrule: True
     run:
         from mesc3d.io import write_text
