@@ -355,7 +355,7 @@ def _check_classes(d: DataCfg, source: str) -> None:
         check_categories(d.categories, allowed=tuple(SEEN) + UNSEEN, where=f"{source}: data.categories")
         check_categories(d.unseen_categories, where=f"{source}: data.unseen_categories")
         return
-    bad = [c for c in d.categories if not CLASS_NAME.fullmatch(c)]
+    bad = [c for c in d.categories if not CLASS_NAME.fullmatch(c) or c == "mean"]  # "mean": the tables' last row
     if bad:
         raise ConfigError(f"{source}: data.categories: {bad[0][:80]!r} is not a usable class (folder) name: "
                           "letters, digits and _.+- only, at most 64, not starting with a symbol")

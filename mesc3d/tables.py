@@ -176,12 +176,14 @@ def metric_row(df: pd.DataFrame, metric: str, cats: list[str]) -> list[float]:
 
 
 def default_categories(store: ResultStore) -> list[str]:
-    """SEEN order, filtered to the categories present in any Table 1/3/ablation run; all 13 if none."""
-    found: set[str] = set()
+    """The categories present in any Table 1/3/ablation run: ShapeNet's in SEEN order, then any other
+    (a dataset with its own classes, e.g. data.source meshes) in the order the results list them; all
+    13 if none."""
+    found: dict[str, None] = {}
     for table in ("table1", "table3", *ABLATIONS, *TEACHER_TABLES):
         for exp in store.present(table)[0]:
-            found |= set(store.eval(exp)["category"])
-    cats = [c for c in SEEN if c in found]
+            found.update(dict.fromkeys(c for c in store.eval(exp)["category"] if c != "mean"))
+    cats = [c for c in SEEN if c in found] + [c for c in found if c not in SEEN]
     return cats or list(SEEN)
 
 

@@ -19,6 +19,8 @@ from mesc3d.table_ids import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, check_tabl
 from mesc3d.tables import TEACHER_TABLES, load_sheet
 
 validate(config, schema="../schemas/config.schema.yaml")
+if config["base"]["data"].get("source") == "meshes":  # the folder of meshes is the run's data root
+    config["base"]["data"]["root"] = config.get("meshes", {}).get("root", config["base"]["data"].get("root", ""))
 
 # one reader for the sheet (missing columns, duplicate names -> one-line error naming the file)
 def fail(err):
@@ -204,6 +206,14 @@ def pix3d_eval_split():
 
 
 def data_root_input():
+    if config["base"]["data"].get("source") == "meshes":  # every mesh file: one added/edited/removed reruns prepare
+        from mesc3d.data.meshes import class_files
+
+        data = run_config("_base").data
+        try:
+            return [str(p) for files in class_files(data.root, data.categories).values() for p in files]
+        except UserFacingError as err:
+            fail(err)
     if config["synthetic"]["enabled"]:
         return config["synthetic"]["out"]
     return [f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()]
