@@ -62,6 +62,13 @@ def test_registry_is_the_source_enum_and_names_importable_readers():
         assert callable(load_reader(spec.reader))
 
 
+def test_prepare_code_fingerprint_covers_the_registry_readers():
+    from mesc3d import codedeps
+
+    assert {"mesc3d.data.meshes", "mesc3d.data.splits", "mesc3d.data.render"} <= set(codedeps.closure("mesc3d.cli.prepare"))
+    assert "mesc3d.data.meshes" not in codedeps.closure("mesc3d.cli.train")
+
+
 def test_folder_classes_come_from_the_subfolders(tmp_path):
     for name in ("mugs", "Chair_2", ".hidden"):
         (tmp_path / name).mkdir()
