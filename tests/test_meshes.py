@@ -129,6 +129,11 @@ def test_prepare_renders_samples_and_skips_bad_meshes(tmp_path, one_thread):
     cfg = _cfg(root, image_size=32)
     item = ReconDataset(out / "test.npz", cfg.data, list(cfg.data.categories), train=False)[0]
     assert item["image"].shape == (3, 32, 32) and int(item["class_id"]) in (0, 1)
+    # the contact sheet finds the classes in the renders (no ShapeNet synsets)
+    from mesc3d.cli.contact_sheet import main as sheet_main
+
+    assert sheet_main(["--root", str(out / "renders"), "--out", str(tmp_path / "sheet.png")]) == 0
+    assert (tmp_path / "sheet.png").stat().st_size > 0
     # deterministic: a second prepare writes the same arrays
     out2 = tmp_path / "prep2"
     assert prepare_main(["--config", str(run), "--out", str(out2)]) == 0

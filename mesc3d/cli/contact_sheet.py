@@ -37,7 +37,7 @@ def collect_tiles(root: Path, seen: list[str], unseen: list[str], per_class: int
     tiles = []
     for cat in seen:
         try:
-            ids = shapenet.list_models(root, cat)[:per_class]
+            ids = shapenet.list_models(root, cat, SEEN.get(cat, cat))[:per_class]
         except BadInputError as err:
             log.info("skipping %s: %s", cat, err)
             continue
