@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import re
 from functools import lru_cache
 from pathlib import Path
 
@@ -26,6 +27,9 @@ FIRST_PARTY = ("mesc3d", "cuda_ext")
 CONFIG_MODULES = ("mesc3d.config", "mesc3d.config_slices", "mesc3d.config_reads")
 # modules that load files by path (no import statement to follow): module -> glob under ROOT
 LOADS_BY_PATH = {"mesc3d.ops.dispatch": ("cuda_ext/*.py", "cuda_ext/*.cu", "cuda_ext/*.cpp")}
+# A module importing this name imports, through it, every module a registry entry names as
+# "module:function" (the registries' builders and readers are imported on use, by name).
+REGISTRY_LOADER = ("mesc3d.registries", "load_reader")
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:
@@ -101,7 +105,20 @@ def closure(module: str, root: Path = ROOT) -> list[str]:
         seen.add(name)
         for raw in _file_info(path)[1]:
             todo += [m for m in _resolve(name, raw, root) if m not in seen]
+            if raw.startswith(REGISTRY_LOADER[0] + "|") and REGISTRY_LOADER[1] in raw.split("|")[1].split(","):
+                todo += _registry_modules(root)
     return sorted(seen)
+
+
+def _registry_modules(root: Path) -> list[str]:
+    """First-party modules named by the ``"module:function"`` strings of ``mesc3d/registries.py``."""
+    path = module_file(REGISTRY_LOADER[0], root)
+    if path is None:
+        return []
+    names = {n.value.split(":")[0] for n in ast.walk(ast.parse(path.read_text()))
+             if isinstance(n, ast.Constant) and isinstance(n.value, str)
+             and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", n.value)}
+    return sorted(n for n in names if module_file(n, root) is not None)
 
 
 def _loaded_files(names: list[str], root: Path) -> list[Path]:

@@ -17,6 +17,7 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any, Mapping, get_args, get_origin, get_type_hints
@@ -25,6 +26,7 @@ import yaml
 
 from mesc3d.categories import SEEN, UNSEEN, check_categories
 from mesc3d.errors import ConfigError
+from mesc3d.registries import DATA_SOURCES
 
 # Field metadata of keys that name a file a stage loads: the workflow declares it as an input of the
 # stages whose slice (mesc3d.config_slices.STAGES) holds the key.  PATH_OR_TAG: a file or a hub tag.
@@ -34,11 +36,11 @@ PATH_OR_TAG = {"path": "or_tag"}
 
 @dataclass(frozen=True)
 class DataCfg:
-    source: str = "synthetic"  # synthetic | shapenet | pix3d: which on-disk layout `root` holds
-    root: str = "data/synthetic"  # holds ShapeNetV1PointCloud/, ShapeNetV1Renderings/ and/or pix3d/
+    source: str = "synthetic"  # a key of mesc3d.registries.DATA_SOURCES: which on-disk layout `root` holds
+    root: str = "data/synthetic"  # ShapeNetV1PointCloud/, ShapeNetV1Renderings/ and/or pix3d/; meshes: <class>/<mesh>
     prepared: str = "results/data"  # folder of the prepared split files {split}.npz
-    categories: tuple[str, ...] = tuple(SEEN)  # seen classes, in table order
-    unseen_categories: tuple[str, ...] = UNSEEN  # zero-shot classes (read through the Pix3D loader)
+    categories: tuple[str, ...] = tuple(SEEN)  # seen classes, in table order (meshes: default = root's subfolders)
+    unseen_categories: tuple[str, ...] = UNSEEN  # zero-shot classes (read through the Pix3D loader; meshes: none)
     n_gt_points: int = 2048  # GT points per shape in the split files (fixed subset, seeded per shape)
     train_frac: float = 0.7  # per class, sorted ids: first 70% train
     val_frac: float = 0.1  # next 10% val, last 20% test (3DAttriFlow = MESC-3D split)
@@ -194,7 +196,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 ENUMS: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
-    "data.source": ("synthetic", "shapenet", "pix3d"),
+    "data.source": tuple(DATA_SOURCES),
     "model.image_encoder": ("resnet18", "clip_frozen", "clip_finetune", "effnet_lite0", "dinov2_s14",
                             "dinov2_b14", "agglomerated"),
     "model.teachers": ("resnet18", "effnet_lite0", "dinov2_s14", "dinov2_b14", "clip"),  # each item
@@ -313,13 +315,55 @@ def _from_dict(data: Mapping[str, Any], source: str) -> ExperimentCfg:
         raise ConfigError(f"{source}: preset {preset!r} is not one of {list(PRESETS)}")
     merged = deep_merge(PRESETS[preset], data)
     try:
+        merged = _source_defaults(merged)
         cfg = _build(ExperimentCfg, merged)
     except ConfigError as err:
         raise ConfigError(f"{source}: {err}") from None
-    check_categories(cfg.data.categories, allowed=tuple(SEEN) + UNSEEN, where=f"{source}: data.categories")
-    check_categories(cfg.data.unseen_categories, where=f"{source}: data.unseen_categories")
+    _check_classes(cfg.data, source)
     _check_ranges(cfg, source)
     return cfg
+
+
+CLASS_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]{0,63}")  # a folder name that is safe in paths, CSVs, lists
+
+
+def folder_classes(root: str | Path) -> tuple[str, ...]:
+    """Class names of a source whose classes are the root's subfolders: every visible one, sorted."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"data.root: {str(root)[:200]!r} is not a folder (its subfolders are the classes)")
+    return tuple(sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")))
+
+
+def _source_defaults(merged: dict[str, Any]) -> dict[str, Any]:
+    """What a source implies for keys the config leaves out: data.categories = the root's subfolders
+    (folder-class sources), data.unseen_categories = [] (sources without Pix3D photos)."""
+    data = merged.get("data")
+    if not isinstance(data, Mapping) or data.get("source") not in DATA_SOURCES:
+        return merged
+    spec, fill = DATA_SOURCES[data["source"]], {}
+    if spec.folder_classes and "categories" not in data:
+        fill["categories"] = list(folder_classes(data.get("root", DataCfg.root)))
+    if not spec.pix3d_photos and "unseen_categories" not in data:
+        fill["unseen_categories"] = []
+    return deep_merge(merged, {"data": fill}) if fill else merged
+
+
+def _check_classes(d: DataCfg, source: str) -> None:
+    spec = DATA_SOURCES[d.source]
+    if not spec.folder_classes:
+        check_categories(d.categories, allowed=tuple(SEEN) + UNSEEN, where=f"{source}: data.categories")
+        check_categories(d.unseen_categories, where=f"{source}: data.unseen_categories")
+        return
+    bad = [c for c in d.categories if not CLASS_NAME.fullmatch(c) or c == "mean"]  # "mean": the tables' last row
+    if bad:
+        raise ConfigError(f"{source}: data.categories: {bad[0][:80]!r} is not a usable class (folder) name: "
+                          "letters, digits and _.+- only, at most 64, not starting with a symbol")
+    if len(set(d.categories)) != len(d.categories):
+        raise ConfigError(f"{source}: data.categories: duplicate classes in {list(d.categories)[:20]}")
+    if d.unseen_categories and not spec.pix3d_photos:
+        raise ConfigError(f"{source}: data.unseen_categories: data.source {d.source} has no unseen (zero-shot) "
+                          f"classes; set it to [] (got {list(d.unseen_categories)[:8]})")
 
 
 def _check_ranges(cfg: ExperimentCfg, source: str) -> None:

@@ -31,8 +31,9 @@ _PRED = ("data", "model", "prompt", "train.device", *_EVAL, "eval.n_ply", "eval.
 STAGES: dict[str, tuple[str, ...]] = {
     "prepare": ("seed", "data"),
     "pretrain_pointmae": ("seed", "model.point_mae", *_POINTMAE_TRAIN),
-    "cache_features": ("seed", "data.categories", "model.point_mae", "prompt.feature_dtype"),
-    "pretrain_prompt": ("seed", "data.categories", "data.unseen_categories", "prompt", "train.device",
+    # data.source: the class names are validated against the source's vocabulary (registries.DATA_SOURCES)
+    "cache_features": ("seed", "data.source", "data.categories", "model.point_mae", "prompt.feature_dtype"),
+    "pretrain_prompt": ("seed", "data.source", "data.categories", "data.unseen_categories", "prompt", "train.device",
                         "train.checkpoint_minutes"),
     "train": (*_RUN, "data", "model", "prompt", "train", "eval.batch_size"),  # validation batches
     "evaluate": (*_RUN, *_PRED),

@@ -53,3 +53,39 @@ def kinds_where(**flags) -> tuple[str, ...]:
 
 
 # ------------------------------------------------------------------ data sources
+# data.source value -> how its data root is read.  `reader` ("module:function", called by
+# `mesc3d prepare`) takes (root: Path, cfg: ExperimentCfg, workers: int, out: Path) and returns
+# ({"train"|"val"|"test": split arrays}, {extra summary.json fields}); `out` is the prepared folder (a
+# reader that derives files from the root, e.g. renders, writes them below it, never into the root).
+# `folder_classes`: False = data.categories must be names of mesc3d.categories (ShapeNet synsets and
+# the Pix3D loader name the folders); True = any folder name under the root, and data.categories
+# left out of the config means every subfolder, sorted.  `pix3d_photos`: the root may hold pix3d/ with
+# the zero-shot classes (zeroshot.npz) and the Tab. 2 photos (pix3d_test.npz); without it both files are
+# written with 0 records and data.unseen_categories must be empty (it defaults to []).
+
+
+@dataclass(frozen=True)
+class DataSource:
+    reader: str  # "module:function" returning the train/val/test split arrays
+    layout: str  # what data.root holds (docs and error lines)
+    folder_classes: bool  # class names = the root's subfolders (open vocabulary)
+    pix3d_photos: bool  # unseen classes and Tab. 2 photos come from root/pix3d/
+
+
+DATA_SOURCES: dict[str, DataSource] = {
+    "synthetic": DataSource("mesc3d.data.splits:read_shapenet",
+                            "the procedural benchmark of `mesc3d synth` (ShapeNet + Pix3D layouts)", False, True),
+    "shapenet": DataSource("mesc3d.data.splits:read_shapenet",
+                           "ShapeNetV1PointCloud/<synset>/, ShapeNetV1Renderings/<synset>/ (+ pix3d/)", False, True),
+    "pix3d": DataSource("mesc3d.data.splits:read_pix3d", "pix3d/{pix3d.json,img,mask,model}", False, True),
+    "meshes": DataSource("mesc3d.data.meshes:read_meshes",
+                         "<class>/<name>.{obj,ply,off,stl,glb,gltf}: any mesh trimesh reads", True, False),
+}
+
+
+def load_reader(spec: str):
+    """The function a ``"module:function"`` registry string names (imported on use)."""
+    import importlib
+
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)

@@ -7,7 +7,9 @@ Usage::
 
 Inputs: the data root R (ShapeNet layout for the seen classes, ``pix3d/`` for the unseen ones);
 with ``--config`` R and the class lists come from ``data.root`` / ``data.categories`` /
-``data.unseen_categories``.  Output: one PNG (matplotlib, Agg), N tiles per class: the first N
+``data.unseen_categories`` (a source that renders its data, ``meshes``: R = ``<data.prepared>/renders``).
+Without them the seen classes are those R's renders hold: ShapeNet-13 (by synset) in table order,
+then any other folder (a class name: the ``meshes`` renders), sorted.  Output: one PNG (matplotlib, Agg), N tiles per class: the first N
 models (sorted ids) at render ``V`` composited on white for the seen classes, and the first N Pix3D
 photos (bbox square crop) for the unseen ones.  Classes without data are skipped with a log line.
 """
@@ -20,7 +22,7 @@ import math
 from pathlib import Path
 
 
-from mesc3d.categories import SEEN, UNSEEN
+from mesc3d.categories import SEEN, SYNSET_TO_NAME, UNSEEN
 from mesc3d.cli._common import setup_logging
 from mesc3d.data import images as im
 from mesc3d.data import pix3d, shapenet
@@ -35,12 +37,12 @@ def collect_tiles(root: Path, seen: list[str], unseen: list[str], per_class: int
     tiles = []
     for cat in seen:
         try:
-            ids = shapenet.list_models(root, cat)[:per_class]
+            ids = shapenet.list_models(root, cat, SEEN.get(cat, cat))[:per_class]
         except BadInputError as err:
             log.info("skipping %s: %s", cat, err)
             continue
         for mid in ids:
-            rgba = im.load_rgba(root / shapenet.view_relpath(SEEN[cat], mid, view))
+            rgba = im.load_rgba(root / shapenet.view_relpath(SEEN.get(cat, cat), mid, view))
             tiles.append((f"{cat}", im.composite_white(rgba)))
     if unseen and pix3d.json_path(root).is_file():
         records = pix3d.read_records(root)
@@ -52,6 +54,16 @@ def collect_tiles(root: Path, seen: list[str], unseen: list[str], per_class: int
                 rgb = im.load_rgb(root / pix3d.PIX3D_DIR / rec["img"])
                 tiles.append((f"{cat} (unseen)", im.resize(im.square_crop(rgb, rec["bbox"]), 137)))
     return tiles
+
+
+def root_classes(root: Path) -> list[str]:
+    """Seen classes whose renders ``root`` holds: ShapeNet-13 in table order, then other folders sorted;
+    all 13 when the root has no render folder (each is then skipped with a log line)."""
+    folder = root / shapenet.RENDER_DIR
+    if not folder.is_dir():
+        return list(SEEN)
+    names = {p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")}
+    return [c for c, syn in SEEN.items() if syn in names] + sorted(names - set(SYNSET_TO_NAME))
 
 
 def draw_sheet(tiles: list[tuple], out: str | Path, ncols: int) -> None:
@@ -88,18 +100,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args(argv)
     setup_logging(args.verbose)
-    seen, unseen, root = list(SEEN), list(UNSEEN), args.root
+    seen, unseen, root = None, list(UNSEEN), args.root
     if args.config or args.set:
         from mesc3d.config import load_config
+        from mesc3d.registries import DATA_SOURCES
 
         cfg = load_config(args.config, args.set)
         seen, unseen = list(cfg.data.categories), list(cfg.data.unseen_categories)
+        if not DATA_SOURCES[cfg.data.source].pix3d_photos:  # renders of its own (mesc3d.data.meshes)
+            root = root or str(Path(cfg.data.prepared) / "renders")
         root = root or cfg.data.root
     if root is None:
         p.error("give --root or --config")
-    seen = args.categories or seen
+    seen = args.categories or seen or root_classes(Path(root))
     unseen = unseen if args.unseen_categories is None else args.unseen_categories
-    tiles = collect_tiles(Path(root), [c for c in seen if c in SEEN], unseen, args.per_class, args.view)
+    tiles = collect_tiles(Path(root), seen, unseen, args.per_class, args.view)
     draw_sheet(tiles, args.out, ncols=args.per_class if args.per_class > 1 else 6)
     log.info("contact sheet with %d tiles -> %s", len(tiles), args.out)
     return 0

@@ -38,9 +38,9 @@ def view_relpath(synset: str, model_id: str, view: int) -> str:
     return f"{RENDER_DIR}/{synset}/{model_id}/rendering/{view:02d}.png"
 
 
-def list_models(root: str | Path, category: str) -> list[str]:
-    """Sorted model ids of ``category`` (from its point-cloud folder)."""
-    folder = Path(root) / POINTS_DIR / synset_of(category)
+def list_models(root: str | Path, category: str, folder_name: str | None = None) -> list[str]:
+    """Sorted model ids of ``category`` (from its point-cloud folder: the synset, or ``folder_name``)."""
+    folder = Path(root) / POINTS_DIR / (folder_name or synset_of(category))
     if not folder.is_dir():
         raise BadInputError(folder, f"missing point-cloud folder for class {category!r}")
     ids = sorted(p.name[: -len(POINTS_SUFFIX)] for p in folder.iterdir() if p.name.endswith(POINTS_SUFFIX))

@@ -18,6 +18,8 @@ from mesc3d.sheet import Sheet, download_args, weights_args, weights_by_path
 from mesc3d.table_specs import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, TABLES
 
 validate(config, schema="../schemas/config.schema.yaml")
+if config["base"]["data"].get("source") == "meshes":  # the folder of meshes is the run's data root
+    config["base"]["data"]["root"] = config.get("meshes", {}).get("root", config["base"]["data"].get("root", ""))
 
 
 def fail(err):
@@ -111,6 +113,14 @@ def eval_split(evalset):
 
 
 def data_root_input():
+    if config["base"]["data"].get("source") == "meshes":  # every mesh file: one added/edited/removed reruns prepare
+        from mesc3d.data.meshes import class_files
+
+        data = run_config("_base").data
+        try:
+            return [str(p) for files in class_files(data.root, data.categories).values() for p in files]
+        except UserFacingError as err:
+            fail(err)
     if config["synthetic"]["enabled"]:
         return config["synthetic"]["out"]
     return [f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()]

@@ -93,8 +93,10 @@ rule prepare:
 rule contact_sheet:
     input:
         root=data_root_input(),
+        # data.source meshes: the tiles are prepare's renders of the meshes
+        renders=["results/data/summary.json"] if config["base"]["data"].get("source") == "meshes" else [],
     params:
-        root=lambda wc: config["base"]["data"]["root"],
+        root=lambda wc: "results/data/renders" if config["base"]["data"].get("source") == "meshes" else config["base"]["data"]["root"],
         code=code("contact-sheet"),
     output:
         report("results/figures/contact_sheet.png", caption="../report/contact_sheet.rst", category="Data"),
