@@ -23,7 +23,7 @@ FIRST_PARTY = ("mesc3d", "cuda_ext")
 # Modules whose effect on a result is entirely through the resolved config values, which every rule
 # compares key by key (mesc3d/config_slices.py): editing a preset or a default must rerun only the
 # stages whose effective keys changed, not every stage that imports the config machinery.
-CONFIG_MODULES = ("mesc3d.config", "mesc3d.config_slices", "mesc3d.config_reads")
+CONFIG_MODULES = ("mesc3d.config", "mesc3d.config_slices")
 # modules that load files by path (no import statement to follow): module -> glob under ROOT
 LOADS_BY_PATH = {"mesc3d.ops.dispatch": ("cuda_ext/*.py", "cuda_ext/*.cu", "cuda_ext/*.cpp")}
 

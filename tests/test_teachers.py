@@ -110,11 +110,11 @@ def tiny_clip(tmp_path_factory):
     base = tmp_path_factory.mktemp("clip_tiny")
     (base / "TinyCLIP-test.json").write_text(json.dumps(TINY_CLIP))
     open_clip.add_model_config(base / "TinyCLIP-test.json")
-    from mesc3d.models.image_encoder import build_clip_visual
+    from mesc3d.models.backbones import build_clip_visual
 
     import os
 
-    from mesc3d.models.image_encoder import ALLOW_RANDOM_CLIP_ENV
+    from mesc3d.models.backbones import ALLOW_RANDOM_CLIP_ENV
 
     old, os.environ[ALLOW_RANDOM_CLIP_ENV] = os.environ.get(ALLOW_RANDOM_CLIP_ENV), "1"  # random: test weights
     try:

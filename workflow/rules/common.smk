@@ -12,7 +12,7 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))  # the DAG is built with the package of the repository it lives in
 
 from mesc3d import codedeps
-from mesc3d.config import deep_merge, from_dict, parse_overrides
+from mesc3d.config import MissingWeightsError, deep_merge, from_dict, parse_overrides
 from mesc3d.config_slices import STAGES, stage_dict, stage_files
 from mesc3d.errors import UserFacingError
 from mesc3d.table_ids import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, check_table_ids
@@ -63,14 +63,22 @@ def run_config(exp):
 
 # Validate every row once at parse time, so a bad sheet fails before any job runs.
 def _check_rows():
+    unrunnable = {}  # rows whose required weights key is empty (fine while no selected table uses them)
     for exp in EXPERIMENTS.index:
         if EXPERIMENTS.loc[exp, "kind"] == "alias":
             target = EXPERIMENTS.loc[exp, "same_as"]
             if target not in EXPERIMENTS.index or EXPERIMENTS.loc[target, "kind"] == "alias":
                 raise ValueError(f"{config['experiments']}: alias {exp!r} needs same_as = a non-alias run")
         else:
-            run_config(exp)
+            try:
+                run_config(exp)
+            except MissingWeightsError as err:  # refused below only if a selected table needs the run
+                unrunnable[exp] = err
     check_table_ids(config.get("tables", []), "config key `tables`")
+    for exp, row in EXPERIMENTS.iterrows():
+        target = row["same_as"] if row["kind"] == "alias" else exp
+        if target in unrunnable and set(row["tables"].split(",")) & set(config.get("tables", [])):
+            raise unrunnable[target]
     for exp, row in EXPERIMENTS.iterrows():
         check_table_ids([t for t in row["tables"].split(",") if t], f"{config['experiments']}: row {exp!r}")
     for key in ("with_prior", "without_prior"):
