@@ -26,6 +26,18 @@ FIRST_PARTY = ("mesc3d", "cuda_ext")
 CONFIG_MODULES = ("mesc3d.config", "mesc3d.config_slices")
 # modules that load files by path (no import statement to follow): module -> glob under ROOT
 LOADS_BY_PATH = {"mesc3d.ops.dispatch": ("cuda_ext/*.py", "cuda_ext/*.cu", "cuda_ext/*.cpp")}
+# The registries (leaf, imported by the config) are hashed into a CLI's fingerprint only when a module of
+# its closure other than the config modules reads them (an image encoder, a teacher ...): a new encoder
+# row reruns the stages that build encoders, not data preparation or the baselines.
+REGISTRIES = "mesc3d.registries"
+
+
+def registry_imports(name: str) -> tuple[str, ...]:
+    """Modules ``name`` imports by a registry's ``"module:function"`` builder (no import statement)."""
+    from mesc3d import registries
+
+    table = {"mesc3d.models.image_encoder": registries.IMAGE_ENCODERS, "mesc3d.models.teachers": registries.TEACHERS}
+    return tuple(sorted({spec.builder.partition(":")[0] for spec in table.get(name, {}).values()}))
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:
@@ -101,6 +113,7 @@ def closure(module: str, root: Path = ROOT) -> list[str]:
         seen.add(name)
         for raw in _file_info(path)[1]:
             todo += [m for m in _resolve(name, raw, root) if m not in seen]
+        todo += [m for m in registry_imports(name) if m not in seen]
     return sorted(seen)
 
 
@@ -120,8 +133,10 @@ def fingerprint(module: str, root: Path = ROOT) -> str:
     """
     h = hashlib.sha256()
     names = closure(module, root)
+    readers = [n for n in names if n not in CONFIG_MODULES and n != REGISTRIES
+               and any(REGISTRIES in _resolve(n, raw, root) for raw in _file_info(module_file(n, root))[1])]
     for name in names:
-        if name in CONFIG_MODULES:
+        if name in CONFIG_MODULES or (name == REGISTRIES and not readers):
             continue
         h.update(f"{name}:{_file_info(module_file(name, root))[0]}\n".encode())
     for path in _loaded_files(names, root):
