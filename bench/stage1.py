@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     import numpy as np
     import torch
 
-    from mesc3d.cli.cache_features import build_encoder, encode_points
+    from mesc3d.engine.point_features import build_encoder, encode_points
     from mesc3d.config import load_config
     from mesc3d.data.feature_cache import read_feature_cache, write_feature_cache
     from mesc3d.io import load_npz

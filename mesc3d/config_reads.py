@@ -1,10 +1,12 @@
 """Record which config keys a process reads (checks ``mesc3d.config_slices.STAGES`` against the code).
 
-With ``MESC3D_RECORD_CONFIG_READS=DIR`` in the environment, the first config a process resolves
-installs a recorder on the config dataclasses: every field read (``cfg.model.use_esm``) is noted as
-its dotted key, and at exit ``DIR/<pid>.json`` holds ``{"argv": [...], "keys": [...]}``.  Whole-config
-conversions (``to_dict``, used by ``config_hash`` and ``dump_yaml``, and dataclass equality/hash/repr)
-are not reads of individual keys and are not recorded.  Off by default: no cost in normal runs.
+Test support: the package never imports this module.  ``install()`` (called at process start by
+``tests/record_reads/sitecustomize.py`` when ``MESC3D_RECORD_CONFIG_READS=DIR`` is set) patches the
+config dataclasses: every field read (``cfg.model.use_esm``) is noted as its dotted key, and at exit a
+process that resolved a config writes ``DIR/<pid>.json`` = ``{"argv": [...], "keys": [...]}``.
+Building a config (``config.from_dict``) and whole-config conversions (``config.to_dict``, used by
+``config_hash`` and ``dump_yaml``, and dataclass equality/hash/repr) are not reads of individual keys
+and are not recorded.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ ENV = "MESC3D_RECORD_CONFIG_READS"
 _state = threading.local()
 _reads: set[str] = set()
 _installed = False
+_resolved = False  # did this process build a config (only then is a record written)
 
 
 @contextmanager
@@ -46,6 +49,8 @@ def _class_paths(cls: type, prefix: str = "") -> dict[type, str]:
 
 
 def _dump() -> None:
+    if not _resolved:
+        return
     out = Path(os.environ[ENV])
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{os.getpid()}.json").write_text(json.dumps({"argv": sys.argv, "keys": sorted(_reads)}))
@@ -56,9 +61,12 @@ def install() -> None:
     global _installed
     if _installed or not os.environ.get(ENV):
         return
+    import mesc3d.config as config
     from mesc3d.config import ExperimentCfg
 
     _installed = True
+    config.from_dict = _bulk_function(config.from_dict, resolves=True)
+    config.to_dict = _bulk_function(config.to_dict)
     for cls, path in _class_paths(ExperimentCfg).items():
         names = {f.name for f in fields(cls)}
         original = cls.__getattribute__
@@ -84,3 +92,18 @@ def _wrap_bulk(cls: type, name: str) -> None:
             return _fn(self, *args)
 
     setattr(cls, name, wrapped)
+
+
+def _bulk_function(fn, resolves: bool = False):
+    """``fn`` with its reads counted as a whole-config conversion (module-level replacement: install
+    runs before any module has imported the name)."""
+
+    def wrapped(*args, **kwargs):
+        global _resolved
+        if resolves:
+            _resolved = True
+        with bulk():
+            return fn(*args, **kwargs)
+
+    wrapped.__wrapped__ = fn
+    return wrapped

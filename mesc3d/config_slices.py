@@ -148,17 +148,15 @@ def is_file_value(key: str, value: str) -> bool:
     return True
 
 
-# teacher weight keys -> the teacher that loads them (a run loads only the teachers it uses)
-_TEACHER_KEYS = {"model.effnet_weights": "effnet_lite0", "model.dinov2_s14_weights": "dinov2_s14",
-                 "model.dinov2_b14_weights": "dinov2_b14", "model.clip_weights": "clip"}
-
-
 def _loaded(cfg: Any, key: str) -> bool:
-    if key not in _TEACHER_KEYS:
+    """A weights key of an image encoder/teacher is loaded only by the runs that build that network
+    (mesc3d.registries); every other path key is loaded by the stages whose slice holds it."""
+    from mesc3d.registries import IMAGE_ENCODERS, TEACHERS, weights_used
+
+    declared = {s.weights.key for s in (*IMAGE_ENCODERS.values(), *TEACHERS.values()) if s.weights}
+    if key not in declared:
         return True
-    m = cfg.model
-    used = set(m.teachers) if m.image_encoder == "agglomerated" else {m.image_encoder}
-    return _TEACHER_KEYS[key] in used
+    return key in {w.key for _, w in weights_used(cfg.model.image_encoder, cfg.model.teachers)}
 
 
 def stage_files(cfg: Any, stage: str) -> list[str]:

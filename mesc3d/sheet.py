@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from mesc3d.config import deep_merge, from_dict, parse_overrides
+from mesc3d.config import MissingWeightsError, deep_merge, from_dict, parse_overrides
 from mesc3d.errors import ConfigError
 from mesc3d.registries import RUN_KINDS
 from mesc3d.table_specs import MANIFEST, RESULT_FILES, TABLES, check_table_ids
@@ -236,6 +236,7 @@ class Sheet:
     # ---- validation ---------------------------------------------------------------------------
     def check(self, selected_tables=()) -> None:
         """Every row's config, aliases, table ids, config-keyed tables and the zero-shot pair."""
+        unrunnable = {}  # rows whose required weights key is empty: fine while no selected table uses them
         for exp in self.df.index:
             kind = RUN_KINDS[self.kind(exp)]
             if kind.needs_same_as:
@@ -248,8 +249,15 @@ class Sheet:
                 raise ConfigError(f"{self.path}: row {exp!r}, column 'overrides': an alias has exactly the "
                                   "config of its same_as run; remove its overrides")
             if kind.overrides:
-                self.run_config(exp)
+                try:
+                    self.run_config(exp)
+                except MissingWeightsError as err:
+                    unrunnable[exp] = err
         check_table_ids(list(selected_tables), "config key `tables`")
+        for exp in self.df.index:
+            target = self.df.loc[exp, "same_as"] if RUN_KINDS[self.kind(exp)].needs_same_as else exp
+            if target in unrunnable and set(self.tags(exp)) & set(selected_tables):
+                raise unrunnable[target]
         for exp in self.df.index:
             where = f"{self.path}: row {exp!r}"
             check_table_ids(self.tags(exp), where)

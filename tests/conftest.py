@@ -86,7 +86,9 @@ def smoke_run(tmp_path_factory):
         if src.is_file() and not src.is_symlink():
             (dst / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, dst / rel)
-    env = {**os.environ, "PYTHONPATH": str(dst), "MESC3D_RECORD_CONFIG_READS": str(dst / "reads")}
+    # tests/record_reads/sitecustomize.py installs the recorder in every job (the package never does)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(dst / "tests" / "record_reads"), str(dst)]),
+           "MESC3D_RECORD_CONFIG_READS": str(dst / "reads")}
     res = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml", "--cores", "2"],
                          cwd=dst, env=env, capture_output=True, text=True, timeout=1500)
     if res.returncode != 0:

@@ -136,7 +136,8 @@ def test_tab4_image_tower_loads_the_same_clip(openai_file, which):
 
 
 def test_random_image_tower_is_refused_outside_tests(monkeypatch):
-    from mesc3d.models.image_encoder import ALLOW_RANDOM_CLIP_ENV, build_image_encoder
+    from mesc3d.models.backbones import ALLOW_RANDOM_CLIP_ENV
+    from mesc3d.models.image_encoder import build_image_encoder
 
     monkeypatch.delenv(ALLOW_RANDOM_CLIP_ENV, raising=False)
     cfg = _clip_cfg("clip_frozen")

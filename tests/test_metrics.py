@@ -125,7 +125,7 @@ def test_per_category_means_unweighted():
 
 def test_pipeline_uses_the_tested_averaging():
     import mesc3d.cli.baseline as baseline
-    import mesc3d.cli.evaluate as evaluate
+    import mesc3d.engine.run_eval as evaluate  # run_evaluation (mesc3d evaluate, mesc3d zeroshot)
     import mesc3d.engine.evaluation as evaluation
     for mod in (baseline, evaluate):
         assert "per_category_means" in open(mod.__file__).read()

@@ -114,7 +114,8 @@ def test_widths_and_sphere():
 
 
 def test_image_encoder_resnet_tokens():
-    from mesc3d.models.image_encoder import IMAGE_ENCODERS, build_image_encoder
+    from mesc3d.models.image_encoder import build_image_encoder
+    from mesc3d.registries import IMAGE_ENCODERS
 
     cfg = tiny_cfg()
     enc = build_image_encoder(cfg.model, cfg.data)
@@ -127,7 +128,8 @@ def test_image_encoder_resnet_tokens():
 
 @pytest.mark.parametrize("which", ["clip_frozen", "clip_finetune"])
 def test_image_encoder_clip_plugins(which, monkeypatch):
-    from mesc3d.models.image_encoder import ALLOW_RANDOM_CLIP_ENV, build_image_encoder
+    from mesc3d.models.backbones import ALLOW_RANDOM_CLIP_ENV
+    from mesc3d.models.image_encoder import build_image_encoder
 
     monkeypatch.setenv(ALLOW_RANDOM_CLIP_ENV, "1")  # random towers: tests only
 

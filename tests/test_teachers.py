@@ -110,11 +110,11 @@ def tiny_clip(tmp_path_factory):
     base = tmp_path_factory.mktemp("clip_tiny")
     (base / "TinyCLIP-test.json").write_text(json.dumps(TINY_CLIP))
     open_clip.add_model_config(base / "TinyCLIP-test.json")
-    from mesc3d.models.image_encoder import build_clip_visual
+    from mesc3d.models.backbones import build_clip_visual
 
     import os
 
-    from mesc3d.models.image_encoder import ALLOW_RANDOM_CLIP_ENV
+    from mesc3d.models.backbones import ALLOW_RANDOM_CLIP_ENV
 
     old, os.environ[ALLOW_RANDOM_CLIP_ENV] = os.environ.get(ALLOW_RANDOM_CLIP_ENV), "1"  # random: test weights
     try:
@@ -234,3 +234,55 @@ def test_training_logs_sigma_per_epoch(tiny_data, tiny_dinov2, tmp_path, one_thr
     assert fusion["epoch"].tolist() == [1, 1, 2, 2] and fusion["teacher"].tolist()[:2] == ["resnet18", "dinov2_s14"]
     assert (fusion["sigma"] != 1.0).any()  # sigma was learned
     assert fusion.groupby("epoch")["weight"].sum().round(6).eq(1.0).all()
+
+
+# ------------------------------------------------------------------ teachers are what their key says
+def _dino_folder(tmp_path, name="dino"):
+    from transformers import Dinov2Config, Dinov2Model
+
+    torch.manual_seed(0)
+    folder = tmp_path / name
+    Dinov2Model(Dinov2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                             image_size=28, patch_size=14)).save_pretrained(folder)
+    return folder
+
+
+def test_a_bert_folder_is_not_a_dinov2_teacher(tmp_path):
+    from transformers import BertConfig, BertModel
+
+    BertModel(BertConfig(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                         vocab_size=64)).save_pretrained(tmp_path / "bert")
+    with pytest.raises(BadInputError, match="model_type 'bert', expected 'dinov2'") as err:
+        build_teacher("dinov2_s14", _cfg(dinov2_s14_weights=str(tmp_path / "bert")))
+    assert "model.dinov2_s14_weights" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_truncated_safetensors_file_is_one_line(tmp_path):
+    folder = _dino_folder(tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(BadInputError, match="model.dinov2_s14_weights: not a loadable") as err:
+        build_teacher("dinov2_s14", _cfg(dinov2_s14_weights=str(folder)))
+    assert "\n" not in str(err.value)
+
+
+def test_a_config_json_with_other_shapes_is_one_line(tmp_path):
+    import json
+
+    folder = _dino_folder(tmp_path)
+    cfg = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**cfg, "hidden_size": 48, "intermediate_size": 96}))
+    with pytest.raises(BadInputError, match="model.dinov2_s14_weights") as err:
+        build_teacher("dinov2_s14", _cfg(dinov2_s14_weights=str(folder)))
+    assert "\n" not in str(err.value)
+
+
+def test_an_empty_required_teacher_key_fails_config_validation():
+    from mesc3d.config import MissingWeightsError
+
+    for encoder, key in (("dinov2_s14", "dinov2_s14_weights"), ("dinov2_b14", "dinov2_b14_weights")):
+        with pytest.raises(MissingWeightsError, match=f"model.{key} is empty"):
+            _cfg(image_encoder=encoder)
+    with pytest.raises(MissingWeightsError, match="model.clip_weights is empty"):
+        _cfg(image_encoder="agglomerated", teachers=["resnet18", "clip"])
+    _cfg(image_encoder="agglomerated", teachers=["resnet18", "effnet_lite0"])  # optional keys: fine empty

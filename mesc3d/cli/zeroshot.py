@@ -42,10 +42,10 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
 
-    from mesc3d.cli.evaluate import run_evaluation
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
     from mesc3d.engine.model_io import load_trained
+    from mesc3d.engine.run_eval import run_evaluation
     from mesc3d.engine.runtime import pick_device
     from mesc3d.io import write_csv
 

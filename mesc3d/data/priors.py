@@ -16,6 +16,7 @@ from typing import Sequence
 import torch
 
 from mesc3d.errors import BadInputError
+from mesc3d.safe_load import load_torch
 
 REQUIRED = ("prompt_state", "config", "class_names", "priors", "prior_dim")
 
@@ -25,10 +26,7 @@ def read_prompts_file(path: str | Path) -> dict:
     path = Path(path)
     if not path.is_file():
         raise BadInputError(path, "prompts file does not exist (run `mesc3d pretrain-prompt`)")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated zip, pickle with non-tensor objects, ...
-        raise BadInputError(path, f"not a readable prompts file ({type(err).__name__}: {err})") from err
+    obj = load_torch(path, "prompts file")
     if not isinstance(obj, dict):
         raise BadInputError(path, f"expected a dict, got {type(obj).__name__}")
     missing = [k for k in REQUIRED if k not in obj]

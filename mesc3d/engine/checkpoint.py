@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from mesc3d.errors import BadInputError
 from mesc3d.io import atomic_path
+from mesc3d.safe_load import load_torch
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +33,7 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Raises ``BadInputError`` naming the file when it is truncated, corrupt, or contains pickled
     objects that ``weights_only=True`` refuses.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(path, "checkpoint file does not exist")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as err:  # UnpicklingError (unsafe object), RuntimeError (truncated zip), EOFError
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise BadInputError(path, f"cannot load checkpoint safely ({type(err).__name__}: {first})") from None
+    return load_torch(path, "checkpoint", map_location=map_location)
 
 
 def rng_state() -> dict[str, Any]:

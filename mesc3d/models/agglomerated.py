@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mesc3d.config import ENUMS, ModelCfg
+from mesc3d.config import ENUMS, DataCfg, ModelCfg
 from mesc3d.errors import ConfigError
 from mesc3d.models.teachers import Teacher, build_teacher
 
@@ -96,3 +96,9 @@ def build_agglomerated(model_cfg: ModelCfg, teachers: tuple[str, ...] | None = N
     fusion = model_cfg.teacher_fusion if len(names) > 1 else "mean"
     return AgglomeratedEncoder([build_teacher(n, model_cfg) for n in names], fusion,
                                model_cfg.n_tokens, model_cfg.token_dim)
+
+
+def build_encoder(model_cfg: ModelCfg, data_cfg: DataCfg, clip_weights: str = "",
+                  teachers: tuple[str, ...] | None = None) -> AgglomeratedEncoder:
+    """Registry builder of ``image_encoder=agglomerated`` and of the one-teacher encoders (``teachers``)."""
+    return build_agglomerated(model_cfg, teachers)

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from mesc3d.errors import BadInputError, ConfigError
+from mesc3d.safe_load import load_torch, state_dict_of
 
 log = logging.getLogger(__name__)
 
@@ -109,21 +110,14 @@ def _from_tag(arch: str, arch_cfg: dict, tag: str, key: str) -> tuple[nn.Module,
     return model, tag == "openai" or quick
 
 
-def _read(path: Path) -> tuple[dict, bool]:
+def read_clip_file(path: Path) -> tuple[dict, bool]:
     """(state dict, is a TorchScript archive).  JIT archives are only read for their tensors."""
-    from mesc3d.models.point_mae import read_weights
-
     try:
         jit = torch.jit.load(str(path), map_location="cpu")
         return {k: v for k, v in jit.state_dict().items()}, True
     except (RuntimeError, ValueError):
         pass
-    obj = read_weights(path)  # weights_only loading with one-line errors
-    if isinstance(obj, dict) and isinstance(obj.get("state_dict"), dict):
-        obj = obj["state_dict"]
-    if not isinstance(obj, dict):
-        raise BadInputError(path, f"expected a CLIP state dict or OpenAI JIT archive, got {type(obj).__name__}")
-    return {k.removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}, False
+    return state_dict_of(load_torch(path), path, "a CLIP state dict or OpenAI JIT archive"), False
 
 
 def _from_file(arch: str, arch_cfg: dict, pretrained: str, key: str) -> tuple[nn.Module, bool]:
@@ -133,7 +127,7 @@ def _from_file(arch: str, arch_cfg: dict, pretrained: str, key: str) -> tuple[nn
     path = Path(pretrained)
     if not path.is_file():
         raise ConfigError(f"{key} {pretrained!r}: no such file (the workflow's `weights` download rule fetches it)")
-    state, jit = _read(path)
+    state, jit = read_clip_file(path)
     openai = jit or any(k in state for k in OPENAI_MARKERS)
     if openai:
         state.pop("attn_mask", None)  # a buffer that traced (JIT) CLIP archives may carry; rebuilt by open_clip

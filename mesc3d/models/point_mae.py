@@ -28,8 +28,6 @@ needs arbitrary unpickling (pickled Python objects) is refused with ``BadInputEr
 from __future__ import annotations
 
 import logging
-import pickle
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,6 +38,7 @@ from mesc3d.config import PointMAECfg
 from mesc3d.errors import BadInputError
 from mesc3d.models.layers import TransformerStack, init_trunc_normal
 from mesc3d.ops import farthest_point_sample, knn
+from mesc3d.safe_load import load_torch
 
 log = logging.getLogger(__name__)
 
@@ -140,30 +139,6 @@ class LoadReport:
                 + (f" (e.g. {self.unexpected[:3]})" if self.unexpected else ""))
 
 
-def read_weights(path: str | Path) -> object:
-    """``torch.load(path, map_location='cpu', weights_only=True)`` with one-line errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInputError(path, "checkpoint file does not exist")
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as err:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
-        if found:
-            raise BadInputError(path, f"refused: the checkpoint contains pickled Python objects "
-                                f"({found.group(1)}) that weights_only loading does not allow; re-save it "
-                                "with plain tensors/numbers/str/dicts only") from None
-        raise BadInputError(path, "not a readable torch checkpoint (weights_only unpickling failed: "
-                            f"{_last_line(err)})") from None
-    except Exception as err:  # truncated zip, not a torch file, ...
-        raise BadInputError(path, f"not a readable torch checkpoint ({type(err).__name__}: {_last_line(err)})") from None
-
-
-def _last_line(err: Exception) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip() and "Check the documentation" not in ln]
-    return lines[-1][:160] if lines else type(err).__name__
-
-
 def _strip(key: str, prefix: str) -> str:
     return key[len(prefix):] if key.startswith(prefix) else key
 
@@ -198,7 +173,7 @@ def load_pointmae_checkpoint(encoder: PointMAEEncoder, path: str | Path) -> Load
     (classification head, MAE decoder) are ignored; both are listed in the report.  A shape mismatch
     (different ``trans_dim``/``encoder`` width) or a file without any encoder key is a ``BadInputError``.
     """
-    state, layout = extract_encoder_state(read_weights(path), path)
+    state, layout = extract_encoder_state(load_torch(path), path)
     own = encoder.state_dict()
     usable = {k: v for k, v in state.items() if k in own}
     bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in usable.items()

@@ -17,39 +17,34 @@ clip           512    open_clip ``model.clip_arch`` visual tower from           
                       ``model.clip_weights`` (full CLIP or visual-only state dict)
 =============  =====  =========================================================  ==========================
 
-The names are ``ENUMS['model.teachers']`` (config.py); ``TEACHERS`` here must cover exactly them.
+The table is ``mesc3d.registries.TEACHERS`` (builder, weights key and kind, preprocessing, frozen);
+``config.ENUMS['model.teachers']`` is its names.  A weights key is checked against what the registry
+says it must name before anything is built: a transformers folder's ``config.json`` must have the
+registered ``model_type`` and its weights must load into that configuration (one line otherwise).
 """
 
 from __future__ import annotations
 
+import importlib
+import json
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from mesc3d.config import ModelCfg
 from mesc3d.errors import BadInputError, ConfigError
-
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
-
-
-def resize_normalize(images: torch.Tensor, size: int, mean, std) -> torch.Tensor:
-    """(B, 3, H, W) in [0, 1] -> (B, 3, size, size), (x - mean) / std."""
-    if images.shape[-2:] != (size, size):
-        images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
-    m = images.new_tensor(mean).view(1, 3, 1, 1)
-    s = images.new_tensor(std).view(1, 3, 1, 1)
-    return (images - m) / s
+from mesc3d.models.backbones import build_clip_visual, resize_normalize, resnet18_backbone
+from mesc3d.registries import TEACHERS, Preprocess
 
 
 class Teacher(nn.Module):
     """``net`` + ``preprocess`` -> (B, out_dim); ``frozen`` teachers: eval mode, no grad."""
 
-    def __init__(self, name: str, net: nn.Module, out_dim: int, frozen: bool):
+    def __init__(self, name: str, net: nn.Module, out_dim: int, frozen: bool, prep: Preprocess = Preprocess()):
         super().__init__()
         self.name, self.net, self.out_dim, self.frozen = name, net, int(out_dim), frozen
+        self.prep = prep
         if frozen:
             self.net.requires_grad_(False)
             self.net.eval()
@@ -61,7 +56,9 @@ class Teacher(nn.Module):
         return self
 
     def preprocess(self, images: torch.Tensor) -> torch.Tensor:
-        return images
+        if self.prep == Preprocess():
+            return images  # identity (the trainable ResNet-18, as the paper)
+        return resize_normalize(images, self.prep.size, self.prep.mean, self.prep.std)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
@@ -75,92 +72,89 @@ class Teacher(nn.Module):
 
 
 class EffNetTeacher(Teacher):
-    def preprocess(self, images):
-        from mesc3d.models.effnet_lite0 import effnet_preprocess
-
-        return effnet_preprocess(images)  # (B, 3, 224, 224) in [-1, 1]
-
     def embed(self, x):
         return self.net.forward_features(x).mean(dim=(2, 3))  # (B, 1280, 7, 7) -> (B, 1280)
 
 
 class DinoTeacher(Teacher):
-    size = 224  # 16 x 16 patches of 14 px; position embeddings are interpolated by the model
-
-    def preprocess(self, images):
-        return resize_normalize(images, self.size, IMAGENET_MEAN, IMAGENET_STD)
-
     def embed(self, x):
         return self.net(pixel_values=x).pooler_output  # (B, hidden): layer-normed CLS token
 
 
-class ClipTeacher(Teacher):
-    def __init__(self, name, net, out_dim, size: int):
-        super().__init__(name, net, out_dim, frozen=True)
-        self.size = int(size)
-
-    def preprocess(self, images):
-        from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD
-
-        return resize_normalize(images, self.size, OPENAI_DATASET_MEAN, OPENAI_DATASET_STD)
-
-
 # ------------------------------------------------------------------ builders
-def _required(model_cfg: ModelCfg, key: str, teacher: str) -> str:
-    path = getattr(model_cfg, key)
+def _required(model_cfg: ModelCfg, name: str) -> str:
+    """The weights path of teacher ``name`` (registry key), which must be set and exist."""
+    key = TEACHERS[name].weights.key
+    path = getattr(model_cfg, key.split(".")[-1])
     if not path:
-        raise ConfigError(f"model.{key} is empty but model teacher {teacher!r} needs its pretrained weights "
+        raise ConfigError(f"{key} is empty but model teacher {name!r} needs its pretrained weights "
                           f"(a local file/folder; a random frozen teacher would be meaningless)")
     if not Path(path).exists():
-        raise BadInputError(path, f"model.{key} (weights of teacher {teacher!r}) does not exist")
+        raise BadInputError(path, f"{key} (weights of teacher {name!r}) does not exist")
     return path
 
 
-def _resnet18(model_cfg: ModelCfg) -> Teacher:
-    from mesc3d.models.image_encoder import resnet18_backbone
-
-    return Teacher("resnet18", resnet18_backbone(model_cfg), 1000, frozen=False)
+def _frozen(name: str) -> bool:
+    return not TEACHERS[name].trainable
 
 
-def _effnet(model_cfg: ModelCfg) -> Teacher:
+def resnet18_teacher(model_cfg: ModelCfg, name: str = "resnet18") -> Teacher:
+    return Teacher(name, resnet18_backbone(model_cfg), 1000, _frozen(name), TEACHERS[name].preprocess)
+
+
+def effnet_teacher(model_cfg: ModelCfg, name: str = "effnet_lite0") -> Teacher:
     from mesc3d.models.effnet_lite0 import EFFNET_FEATURE_DIM, load_effnet_lite0
 
-    return EffNetTeacher("effnet_lite0", load_effnet_lite0(model_cfg.effnet_weights or None),
-                         EFFNET_FEATURE_DIM, frozen=True)
+    return EffNetTeacher(name, load_effnet_lite0(model_cfg.effnet_weights or None), EFFNET_FEATURE_DIM,
+                         _frozen(name), TEACHERS[name].preprocess)
 
 
-def _dinov2(key: str, name: str) -> Callable[[ModelCfg], Teacher]:
-    def build(model_cfg: ModelCfg) -> Teacher:
-        from transformers import Dinov2Model
-
-        folder = _required(model_cfg, key, name)
-        try:
-            net = Dinov2Model.from_pretrained(folder, local_files_only=True)
-        except (OSError, ValueError) as err:
-            raise BadInputError(folder, f"not a transformers DINOv2 folder ({str(err).splitlines()[0][:160]})") from None
-        return DinoTeacher(name, net, net.config.hidden_size, frozen=True)
-
-    return build
-
-
-def _clip(model_cfg: ModelCfg) -> Teacher:
-    from mesc3d.models.image_encoder import build_clip_visual
-
-    path = _required(model_cfg, "clip_weights", "clip")
-    visual, embed_dim, size = build_clip_visual(model_cfg, None, path, "model.clip_weights")
-    return ClipTeacher("clip", visual, embed_dim, size)
+def check_transformers_folder(folder: str, key: str, model_type: str, what: str) -> None:
+    """``folder`` is a transformers ``save_pretrained`` folder of ``model_type`` (one line otherwise)."""
+    config = Path(folder) / "config.json"
+    if not config.is_file():
+        raise BadInputError(folder, f"{key}: not a transformers {what} folder (no config.json)")
+    try:
+        found = json.loads(config.read_text()).get("model_type")
+    except (ValueError, AttributeError, OSError, UnicodeDecodeError) as err:
+        raise BadInputError(config, f"{key}: not a transformers {what} folder (config.json: "
+                            f"{str(err)[:160]})") from None
+    if found != model_type:
+        raise BadInputError(folder, f"{key}: not a transformers {what} folder: config.json says model_type "
+                            f"{str(found)[:80]!r}, expected {model_type!r}")
 
 
-TEACHERS: dict[str, Callable[[ModelCfg], Teacher]] = {
-    "resnet18": _resnet18,
-    "effnet_lite0": _effnet,
-    "dinov2_s14": _dinov2("dinov2_s14_weights", "dinov2_s14"),
-    "dinov2_b14": _dinov2("dinov2_b14_weights", "dinov2_b14"),
-    "clip": _clip,
-}
+def dinov2_teacher(model_cfg: ModelCfg, name: str) -> Teacher:
+    from transformers import Dinov2Model
+
+    weights = TEACHERS[name].weights
+    folder = _required(model_cfg, name)
+    check_transformers_folder(folder, weights.key, weights.model_type, "DINOv2")
+    try:
+        net, info = Dinov2Model.from_pretrained(folder, local_files_only=True, output_loading_info=True)
+    except Exception as err:  # noqa: BLE001 - OSError, ValueError, SafetensorError, RuntimeError (shapes)
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        why = f"{type(err).__name__}: {lines[0][:200]}" if lines else type(err).__name__
+        raise BadInputError(folder, f"{weights.key}: not a loadable transformers DINOv2 folder ({why})") from None
+    # weights the folder lacks would stay random in a frozen teacher (mask_token: unused without masking)
+    missing = [k for k in info.get("missing_keys", []) if not k.endswith("mask_token")]
+    bad = missing + [str(k[0] if isinstance(k, tuple) else k) for k in info.get("mismatched_keys", [])]
+    if bad:
+        raise BadInputError(folder, f"{weights.key}: the DINOv2 weights do not fit its config.json "
+                            f"({len(bad)} tensors missing or of another shape, e.g. {bad[:3]})")
+    return DinoTeacher(name, net, net.config.hidden_size, _frozen(name), TEACHERS[name].preprocess)
+
+
+def clip_teacher(model_cfg: ModelCfg, name: str = "clip") -> Teacher:
+    spec = TEACHERS[name]
+    path = _required(model_cfg, name)
+    visual, embed_dim, size = build_clip_visual(model_cfg, None, path, spec.weights.key)
+    prep = Preprocess(spec.preprocess.mean, spec.preprocess.std, size)  # the architecture's own size
+    return Teacher(name, visual, embed_dim, _frozen(name), prep)
 
 
 def build_teacher(name: str, model_cfg: ModelCfg) -> Teacher:
     if name not in TEACHERS:
         raise ConfigError(f"model.teachers: {name!r} is not one of {sorted(TEACHERS)}")
-    return TEACHERS[name](model_cfg)
+    module, _, function = TEACHERS[name].builder.partition(":")
+    return getattr(importlib.import_module(module), function)(model_cfg, name)

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 import torch
 
+from .dispatch import nearest_sq_dist
+from .nn_dist import nearest_sq_dist_naive
+
 _EPS = 1e-12
 NORMS = ("l1", "l2", "l1+l2")
 
 
 def _search(pred: torch.Tensor, gt: torch.Tensor, pred_lengths, gt_lengths, backend, index_dtype):
-    from mesc3d.ops import nearest_sq_dist, nearest_sq_dist_naive
-
     if pred.dim() != 3 or gt.dim() != 3 or pred.shape[-1] != 3 or gt.shape[-1] != 3:
         raise ValueError(f"pred must be (B, N, 3) and gt (B, M, 3); got {tuple(pred.shape)} and {tuple(gt.shape)}")
     if gt.dtype != pred.dtype:

@@ -29,6 +29,10 @@ from pathlib import Path
 
 import torch
 
+from .fps import farthest_point_sample_torch, validate_fps
+from .knn import knn_torch
+from .nn_dist import finish_from_indices, nearest_indices_kdtree, nearest_sq_dist_torch, validate_pair
+
 BACKENDS = ("auto", "torch", "kdtree", "triton", "cuda")
 ENV_VAR = "MESC3D_OPS_BACKEND"
 
@@ -133,3 +137,42 @@ def resolve(t: torch.Tensor, backend: str | None = None) -> str:
             f"backend 'cuda' requested for a {t.device} tensor: the CUDA C++ kernels need CUDA tensors "
             f"(torch.cuda.is_available()={torch.cuda.is_available()})")
     return "cuda"
+
+
+# ------------------------------------------------------------------ the dispatching ops
+def nearest_sq_dist(x: torch.Tensor, y: torch.Tensor, x_lengths=None, y_lengths=None, *,
+                    backend: str | None = None, index_dtype: torch.dtype | None = None):
+    """Nearest-neighbour squared distances in both directions (see :mod:`mesc3d.ops.nn_dist`).
+
+    x (B, N, D), y (B, M, D) -> d_xy (B, N), idx_xy (B, N) long, d_yx (B, M), idx_yx (B, M) long.
+    Padded positions (ragged ``*_lengths``) get distance 0 and index -1.  ``index_dtype=torch.float64``
+    makes the neighbour search robust to near-ties (torch path).
+    """
+    which = resolve(x, backend)
+    if which == "torch":
+        return nearest_sq_dist_torch(x, y, x_lengths, y_lengths, index_dtype=index_dtype)
+    x_lengths, y_lengths = validate_pair(x, y, x_lengths, y_lengths)
+    if which == "kdtree":
+        idx_xy, idx_yx = nearest_indices_kdtree(x, y, x_lengths, y_lengths)
+    elif which == "triton":
+        idx_xy, idx_yx = load_triton_kernels().nn_indices(x, y, x_lengths, y_lengths)
+    else:
+        ext = load_cuda_extension()
+        idx_xy, idx_yx = ext.nn_indices(x, y, x_lengths, y_lengths)
+    return finish_from_indices(x, y, idx_xy, idx_yx, x_lengths, y_lengths)
+
+
+def farthest_point_sample(x: torch.Tensor, k: int, *, backend: str | None = None) -> torch.Tensor:
+    """FPS indices (B, k) long, starting at index 0 (see :mod:`mesc3d.ops.fps`)."""
+    which = resolve(x, backend)
+    if which in ("torch", "kdtree"):
+        return farthest_point_sample_torch(x, k)
+    validate_fps(x, k)
+    if which == "triton":
+        return load_triton_kernels().fps(x, k)
+    return load_cuda_extension().fps(x, k)
+
+
+def knn(x: torch.Tensor, centers: torch.Tensor, k: int) -> torch.Tensor:
+    """Indices (B, G, k) long of the k nearest points of x to each centre, sorted by distance."""
+    return knn_torch(x, centers, k)
