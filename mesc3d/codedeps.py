@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import re
 from functools import lru_cache
 from pathlib import Path
 
