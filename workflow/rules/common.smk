@@ -12,12 +12,16 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))  # the DAG is built with the package of the repository it lives in
 
 from mesc3d import codedeps
-from mesc3d.config import deep_merge, from_dict, parse_overrides
+from mesc3d.config import coerce_to_schema, deep_merge, from_dict, parse_overrides
 from mesc3d.config_slices import STAGES, stage_dict, stage_files
 from mesc3d.errors import UserFacingError
 from mesc3d.table_ids import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, check_table_ids
 from mesc3d.tables import TEACHER_TABLES, load_sheet
 
+# `--config` gives nested numbers/booleans as strings ('3', 'false'): read them as the schema's types
+import yaml as _yaml
+
+coerce_to_schema(config, _yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text()))
 validate(config, schema="../schemas/config.schema.yaml")
 
 # one reader for the sheet (missing columns, duplicate names -> one-line error naming the file)
