@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     from mesc3d.cli.evaluate import run_evaluation
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
-    from mesc3d.engine.model_io import load_trained
+    from mesc3d.engine.model_io import check_prompts, load_trained
     from mesc3d.engine.runtime import pick_device
     from mesc3d.io import write_csv
 
@@ -63,7 +63,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from mesc3d.config_slices import check_same_run
 
-    model, trained, _ = load_trained(args.model, device)
+    model, trained, meta = load_trained(args.model, device)
+    check_prompts(meta, args.prompts, args.model)
     model_wo, trained_wo, _ = load_trained(args.model_without, device)
     check_same_run(trained, cfg, args.model, "zeroshot")  # before any output is written
     check_same_run(trained_wo, cfg_wo, args.model_without, "zeroshot")
