@@ -22,7 +22,7 @@ import torch
 
 from mesc3d.cli._common import add_config_args, setup_logging
 from mesc3d.config import load_config
-from mesc3d.errors import ConfigError
+from mesc3d.errors import ConfigError, quote
 
 log = logging.getLogger("mesc3d.evaluate")
 
@@ -66,6 +66,14 @@ def run_evaluation(model, cfg, dataset, priors, out: Path, device, use_prior: bo
     return per_cat
 
 
+def check_classes(dataset, model_path) -> None:
+    """Every shape of the split must be of a class the model was evaluated for (one line otherwise)."""
+    outside = sorted(set(dataset.categories_of_items[dataset.class_ids < 0].tolist()))
+    if outside:
+        raise ConfigError(f"{dataset.path}: holds classes {quote(outside)} outside the run's classes "
+                          f"{quote(dataset.categories)} (model {model_path}); use the split prepared for this run")
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     setup_logging(args.verbose)
@@ -82,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     check_same_run(trained_cfg, cfg, args.model)  # a result is labelled by the model that made it
     categories = list(cfg.data.categories)
     dataset = ReconDataset(args.split, cfg.data, categories, train=False)
+    check_classes(dataset, args.model)
     table = None
     if cfg.uses_prior:
         if not args.prompts:

@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     setup_logging(args.verbose)
 
-    from mesc3d.cli.evaluate import run_evaluation
+    from mesc3d.cli.evaluate import check_classes, run_evaluation
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
     from mesc3d.engine.model_io import check_prompts, load_trained
@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{args.config_without}: the 'without prior' run uses a prior")
     unseen = list(cfg.data.unseen_categories)
     dataset = ReconDataset(args.split, cfg.data, unseen, train=False)
+    check_classes(dataset, args.model)
     table = prior_table(args.prompts, unseen).to(device)  # (U, D), row = class id
     out = Path(args.out)
 

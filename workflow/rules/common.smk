@@ -270,6 +270,7 @@ def weights_args(path):
     args += ["--url", w["url"], "--sha256", w.get("sha256") or "null"]
     if w.get("size"):
         args += ["--size", str(w["size"])]
+    args += ["--kind", w.get("kind") or "auto"]  # trusted only once it loads as what it claims to be
     if not w.get("sha256"):
         args += ["--lock", w.get("lock") or "config/checksums.lock.json"]
     return " ".join(shlex.quote(a) for a in args)
