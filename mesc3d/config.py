@@ -248,14 +248,14 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
 
 
 _INT_TEXT = re.compile(r"[+-]?[0-9]+")
-_FLOAT_TEXT = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # no backtracking
 _BOOL_TEXT = {"true": True, "false": False}
 
 
 def _plain_scalar(tp: Any, value: Any) -> Any:
     """A string that is a plain number/boolean (``'3'`` from ``snakemake --config``, ``'1e-3'`` that YAML
     1.1 reads as a string) -> that number/boolean for an int/float/bool field; anything else unchanged."""
-    if not isinstance(value, str):
+    if not isinstance(value, str) or len(value) > 64:
         return value
     text = value.strip()
     if tp is bool and text.lower() in _BOOL_TEXT:

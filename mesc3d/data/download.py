@@ -422,13 +422,21 @@ def weights_problem(path: str | Path, kind: str) -> str | None:
         return "it is a web page, not weights (a login, quota or error page)"
     if kind == "safetensors":
         return _safetensors_problem(path)
+    import warnings
+
+    with warnings.catch_warnings():  # torch's deprecation / dispatch notes are not the user's problem
+        warnings.simplefilter("ignore")
+        return _torch_problem(path, kind)
+
+
+def _torch_problem(path: Path, kind: str) -> str | None:
     import torch
 
     problems = []
     if kind in ("torch", "torch_checkpoint"):
         try:
             obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-            if isinstance(obj, (dict, torch.Tensor)):
+            if isinstance(obj, (dict, torch.Tensor)) or (kind == "torch" and isinstance(obj, torch.jit.ScriptModule)):
                 return None
             problems.append(f"torch.load gives a {type(obj).__name__}, not a state dict")
         except Exception as err:  # truncated zip, pickle of arbitrary objects, garbage
