@@ -24,7 +24,7 @@ from typing import Any, Mapping, get_args, get_origin, get_type_hints
 import yaml
 
 from mesc3d.categories import SEEN, UNSEEN, check_categories
-from mesc3d.errors import ConfigError
+from mesc3d.errors import ConfigError, quote
 from mesc3d.registries import DATA_SOURCES, IMAGE_ENCODERS, TEACHERS, weights_used
 
 # Field metadata of keys that name a file a stage loads: the workflow declares it as an input of the
@@ -246,32 +246,87 @@ def parse_overrides(items: list[str] | None) -> dict[str, Any]:
     return out
 
 
+_INT_TEXT = re.compile(r"[+-]?[0-9]+")
+_FLOAT_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")  # no backtracking
+_BOOL_TEXT = {"true": True, "false": False}
+
+
+def _plain_scalar(tp: Any, value: Any) -> Any:
+    """A string that is a plain number/boolean (``'3'`` from ``snakemake --config``, ``'1e-3'`` that YAML
+    1.1 reads as a string) -> that number/boolean for an int/float/bool field; anything else unchanged."""
+    if not isinstance(value, str) or len(value) > 64:
+        return value
+    text = value.strip()
+    if tp is bool and text.lower() in _BOOL_TEXT:
+        return _BOOL_TEXT[text.lower()]
+    if tp is int and _INT_TEXT.fullmatch(text):
+        return int(text)
+    if tp is int and _FLOAT_TEXT.fullmatch(text) and float(text).is_integer() and abs(float(text)) < 2**53:
+        return int(float(text))  # 5e4
+    if tp is float and _FLOAT_TEXT.fullmatch(text):
+        return float(text)
+    return value
+
+
+_SCHEMA_TYPES = {"integer": int, "number": float, "boolean": bool}
+
+
+def coerce_to_schema(data: Any, schema: Mapping[str, Any]) -> Any:
+    """Turn plain-number/boolean strings into numbers/booleans where a JSON schema wants them, in place.
+
+    ``snakemake --config 'synthetic={enabled: false}'`` parses nested values as strings (``'false'``);
+    the workflow calls this before validating its config, so ordinary values are not refused."""
+    if isinstance(data, dict):
+        props = schema.get("properties") or {}
+        extra = schema.get("additionalProperties")
+        for key, value in data.items():
+            sub = props.get(key, extra if isinstance(extra, Mapping) else None)
+            if isinstance(sub, Mapping):
+                data[key] = coerce_to_schema(value, sub)
+        return data
+    if isinstance(data, list) and isinstance(schema.get("items"), Mapping):
+        return [coerce_to_schema(v, schema["items"]) for v in data]
+    types = schema.get("type")
+    types = types if isinstance(types, list) else [types]
+    if isinstance(data, str) and "string" not in types:
+        if "null" in types and data.strip() in ("null", "~", ""):
+            return None
+        for name in ("boolean", "integer", "number"):
+            value = _plain_scalar(_SCHEMA_TYPES[name], data) if name in types else data
+            if value is not data:
+                return value
+    return data
+
+
 def _coerce(tp: Any, value: Any, where: str) -> Any:
     origin = get_origin(tp)
     if is_dataclass(tp):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+            raise ConfigError(f"{where}: expected a mapping, got {quote(value)}")
         return _build(tp, value, where)
     if origin is tuple:
         if isinstance(value, (str, bytes)) or not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
+            raise ConfigError(f"{where}: expected a list, got {quote(value)}")
         (item_tp, *_rest) = get_args(tp)
         return tuple(_coerce(item_tp, v, f"{where}[{i}]") for i, v in enumerate(value))
+    value = _plain_scalar(tp, value)
     if tp is bool:
         if not isinstance(value, bool):
-            raise ConfigError(f"{where}: expected true/false, got {value!r}")
+            raise ConfigError(f"{where}: expected true/false, got {quote(value)}")
         return value
     if tp is int:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**53:
+            value = int(value)  # 5e4 read as a float by YAML 1.2 readers
         if isinstance(value, bool) or not isinstance(value, int):
-            raise ConfigError(f"{where}: expected an integer, got {value!r}")
+            raise ConfigError(f"{where}: expected an integer, got {quote(value)}")
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+            raise ConfigError(f"{where}: expected a number, got {quote(value)}")
         return float(value)
     if tp is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {value!r}")
+            raise ConfigError(f"{where}: expected a string, got {quote(value)}")
         return value
     return value
 
@@ -282,7 +337,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
     unknown = sorted(set(data) - names)
     if unknown:
         prefix = f"{where}." if where else ""
-        raise ConfigError(f"unknown config keys {[prefix + k for k in unknown]}; valid: {sorted(names)}")
+        raise ConfigError(f"unknown config keys {quote([prefix + str(k) for k in unknown])}; valid: {sorted(names)}")
     kwargs = {}
     for name, value in data.items():
         path = f"{where}.{name}" if where else name
@@ -291,7 +346,7 @@ def _build(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
         items = kwargs[name] if isinstance(kwargs[name], tuple) else (kwargs[name],)  # lists: each item
         bad = [v for v in items if allowed is not None and v not in allowed]
         if bad:
-            raise ConfigError(f"{path}: {bad[0]!r} is not one of {list(allowed)}")
+            raise ConfigError(f"{path}: {quote(bad[0])} is not one of {list(allowed)}")
     return cls(**kwargs)
 
 
@@ -303,7 +358,7 @@ def from_dict(data: Mapping[str, Any], source: str = "config") -> ExperimentCfg:
     data = dict(data or {})
     preset = data.get("preset", ExperimentCfg.preset)
     if preset not in PRESETS:
-        raise ConfigError(f"{source}: preset {preset!r} is not one of {list(PRESETS)}")
+        raise ConfigError(f"{source}: preset {quote(preset)} is not one of {list(PRESETS)}")
     merged = deep_merge(PRESETS[preset], data)
     try:
         merged = _source_defaults(merged)
@@ -407,6 +462,18 @@ _MINIMUM = {
     "eval.batch_size": 1, "eval.n_ply": 0, "eval.n_figure": 0, "eval.latency_repeats": 1,
     "model.n_tokens": 1, "model.token_dim": 1, "model.mit_heads": 1, "model.mit_depth": 1, "model.prior_dim": 1,
 }
+# key -> largest allowed value (inclusive): beyond these the model cannot be built in memory
+_MAXIMUM = {
+    "model.n_tokens": 4096, "model.token_dim": 4096, "model.mit_heads": 256, "model.mit_depth": 64,
+    "model.n_points": 1 << 17, "model.prior_dim": 1 << 14, "model.mit_mlp_ratio": 64.0,
+    "model.point_mae.depth": 64, "model.point_mae.decoder_depth": 64, "model.point_mae.trans_dim": 1 << 14,
+    "model.point_mae.num_group": 4096, "model.point_mae.group_size": 4096,
+    "model.point_mae.template_points": 1 << 17, "data.n_gt_points": 1 << 17, "data.image_size": 4096,
+    "prompt.n_deep": 4096, "prompt.n_ctx_prefix": 64, "prompt.n_ctx_suffix": 64,
+}
+# rates: 0 <= value < 1 (a drop rate of 1 zeroes every activation)
+_RATES = ("model.mit_drop", "model.mit_attn_drop", "model.mit_drop_path", "model.point_mae.drop_path",
+          "prompt.prompt_dropout", "train.pointmae_mask_ratio")  # the mask ratio must also be > 0
 _POSITIVE = ("train.lr", "train.pointmae_lr", "prompt.lr", "eval.fscore_threshold", "eval.fscore_euclidean_threshold")
 
 
@@ -430,6 +497,19 @@ def _check_numbers(cfg: ExperimentCfg) -> list[str]:
     problems += [f"{k} must be >= {m}, got {flat[k]!r}" for k, m in _MINIMUM.items()
                  if isinstance(flat[k], (int, float)) and math.isfinite(flat[k]) and flat[k] < m]
     problems += [f"{k} must be > 0, got {flat[k]!r}" for k in _POSITIVE if math.isfinite(flat[k]) and flat[k] <= 0]
+    problems += [f"{k} must be <= {m}, got {flat[k]!r}" for k, m in _MAXIMUM.items()
+                 if math.isfinite(flat[k]) and flat[k] > m]
+    problems += [f"{k} must be in [0, 1), got {flat[k]!r}" for k in _RATES
+                 if math.isfinite(flat[k]) and not 0 <= flat[k] < 1]
+    if cfg.train.pointmae_mask_ratio == 0:
+        problems.append("train.pointmae_mask_ratio must be > 0 (something must be masked), got 0.0")
+    if cfg.model.n_tokens * cfg.model.token_dim > 1 << 16:
+        problems.append(f"model.n_tokens x model.token_dim must be <= {1 << 16}, got "
+                        f"{cfg.model.n_tokens} x {cfg.model.token_dim}")
+    for sec in ("train", "prompt"):
+        lr, lr_min = flat[f"{sec}.lr"], flat[f"{sec}.lr_min"]
+        if math.isfinite(lr) and math.isfinite(lr_min) and lr_min > lr:
+            problems.append(f"{sec}.lr_min ({lr_min:g}) must not exceed {sec}.lr ({lr:g})")
     if not cfg.data.categories:
         problems.append("data.categories must name at least one class, got []")
     return problems

@@ -25,3 +25,27 @@ class BadInputError(UserFacingError):
 
 class ConfigError(UserFacingError):
     """The configuration (YAML, experiments sheet or overrides) is invalid."""
+
+
+QUOTE_LIMIT = 200  # characters of an offending value quoted in an error line
+LINE_LIMIT = 1000  # characters of a whole error line printed by the CLI
+
+
+def quote(value: object, limit: int = QUOTE_LIMIT) -> str:
+    """``repr(value)`` cut to ``limit`` characters; bounded work even for huge nested values."""
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxlevel, r.maxdict, r.maxlist, r.maxtuple, r.maxset = 3, 8, 8, 8, 8
+    r.maxstring = r.maxother = r.maxlong = limit
+    text = r.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def shorten(text: str, limit: int = LINE_LIMIT) -> str:
+    """One error line cut to ``limit`` characters (the middle is dropped, the end kept)."""
+    text = " ".join(str(text).split("\n")) if "\n" in str(text) else str(text)
+    if len(text) <= limit:
+        return text
+    keep = limit - 40
+    return f"{text[: keep * 3 // 4]} ... [{len(text) - keep} characters cut] ... {text[-(keep // 4):]}"

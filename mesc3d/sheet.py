@@ -310,4 +310,6 @@ def weights_args(config: Mapping[str, Any], path: str) -> str:
     """Shell arguments of the `download_weights` rule for the file `path` (a `weights.<name>.out`)."""
     name = weights_by_path(config)[path]
     args = ["--name", name, "--no-extract", "--force", "--archive", path, "--out", str(Path(path).parent)]
-    return " ".join(shlex.quote(a) for a in args + fetch_args(config["weights"][name], "local_file"))
+    entry = config["weights"][name]
+    kind = ["--kind", entry.get("kind") or "auto"]  # trusted only once it loads as what it claims to be
+    return " ".join(shlex.quote(a) for a in args + fetch_args(entry, "local_file") + kind)

@@ -58,8 +58,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(module.main(rest) or 0)
     except UserFacingError as err:  # one clear line, no traceback, for bad input
-        print(f"mesc3d {name}: error: {err}", file=sys.stderr)
+        print(shorten(f"mesc3d {name}: error: {err}"), file=sys.stderr)
         return 1
 
 
-from mesc3d.errors import UserFacingError  # noqa: E402  (kept light: no torch import)
+from mesc3d.errors import UserFacingError, shorten  # noqa: E402  (kept light: no torch import)

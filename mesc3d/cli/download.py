@@ -43,8 +43,8 @@ from pathlib import Path
 
 from mesc3d.cli._common import setup_logging
 from mesc3d.data.archive import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, CorruptArchiveError, safe_extract
-from mesc3d.data.download import check_local, copy_verified, download
-from mesc3d.errors import ConfigError
+from mesc3d.data.download import WEIGHTS_KINDS, check_local, copy_verified, download, weights_kind, weights_problem
+from mesc3d.errors import BadInputError, ConfigError
 from mesc3d.io import write_json
 
 log = logging.getLogger("mesc3d.download")
@@ -77,6 +77,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-ratio", type=float, default=None,
                    help=f"refuse an archive that extracts to more than RATIO x its size (default {DEFAULT_MAX_RATIO:g}; "
                         "small archives get a 64 MiB allowance)")
+    p.add_argument("--kind", default="auto", choices=["auto", "none", *WEIGHTS_KINDS],
+                   help="with --no-extract: what the file must load as before it is trusted (auto: from the "
+                        "file name, .pt/.pth/.bin = torch checkpoint or TorchScript, .safetensors)")
     p.add_argument("--strict", action="store_true", help="fail (instead of skipping) on unsafe archive members")
     p.add_argument("--force", action="store_true", help="redo even if the marker exists; replace existing data")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -191,6 +194,17 @@ def main(argv: list[str] | None = None) -> int:
         )
         digest, src, used_url = res.sha256, res.path, res.url
         log.info("%s: got %s (%d bytes, sha256 %s, %d request(s))", name, res.url, res.size, digest, res.attempts)
+    kind = weights_kind(src, args.kind) if not args.extract else None
+    if kind:  # a weights file is trusted (lock entry, marker) only once it loads as what it claims to be
+        problem = weights_problem(src, kind)
+        if problem:
+            where = local or used_url
+            if Path(src) != Path(local or "").resolve():  # our copy/download: moved aside, never used again
+                bad = Path(src).with_name(f"{Path(src).name}.bad-{digest[:8]}")
+                os.replace(src, bad)
+                problem += f"; moved aside to {bad}"
+            raise BadInputError(where, f"not a usable {kind} weights file: {problem}; nothing was recorded")
+        log.info("%s: loads as a %s weights file", name, kind)
     actual_size = Path(src).stat().st_size
     size_checked = bool(local) or res.size_checked
 

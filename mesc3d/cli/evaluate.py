@@ -42,22 +42,24 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(args.verbose)
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
-    from mesc3d.engine.model_io import load_trained
-    from mesc3d.engine.run_eval import run_evaluation
+    from mesc3d.engine.model_io import check_prompts, load_trained
+    from mesc3d.engine.run_eval import check_classes, run_evaluation
     from mesc3d.engine.runtime import pick_device
 
     from mesc3d.config_slices import check_same_run
 
     cfg = load_config(args.config, args.set)
     device = pick_device("auto")
-    model, trained_cfg, _meta = load_trained(args.model, device)
+    model, trained_cfg, meta = load_trained(args.model, device)
     check_same_run(trained_cfg, cfg, args.model)  # a result is labelled by the model that made it
     categories = list(cfg.data.categories)
     dataset = ReconDataset(args.split, cfg.data, categories, train=False)
+    check_classes(dataset, args.model)
     table = None
     if cfg.uses_prior:
         if not args.prompts:
             raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
+        check_prompts(meta, args.prompts, args.model)
         table = prior_table(args.prompts, categories).to(device)
     torch.manual_seed(cfg.seed)
     per_cat = run_evaluation(model, cfg, dataset, table, Path(args.out), device)

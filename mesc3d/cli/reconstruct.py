@@ -20,10 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 from pathlib import Path
 
 from mesc3d.cli._common import setup_logging
-from mesc3d.errors import UserFacingError
+from mesc3d.errors import UserFacingError, quote
+
+MAX_TEXT_WORDS, MAX_TEXT_CHARS = 16, 120  # --text names an object ("office chair"), not a paragraph
 
 log = logging.getLogger("mesc3d.reconstruct")
 
@@ -59,15 +62,39 @@ def _check_args(args) -> None:
         raise UserFacingError("give PHOTO, --text and --out (or --pix3d-root for the Pix3D mode)")
     if not args.text.strip():
         raise UserFacingError("--text is empty")
+    if len(args.text) > MAX_TEXT_CHARS or len(args.text.split()) > MAX_TEXT_WORDS:
+        raise UserFacingError(f"--text has {len(args.text.split())} words / {len(args.text)} characters: name the "
+                              f"object in at most {MAX_TEXT_WORDS} words and {MAX_TEXT_CHARS} characters "
+                              f"(e.g. 'office chair'), got {quote(args.text, 60)}")
+    check_out_dir(Path(args.out))
     if args.fill is not None and not 0 < args.fill <= 1:
         raise UserFacingError(f"--fill {args.fill}: must be in (0, 1]")
+
+
+def check_out_dir(out: Path) -> None:
+    """``--out`` must be (or be creatable as) a writable folder: checked before anything loads."""
+    if out.exists() and not out.is_dir():
+        raise UserFacingError(f"--out {out}: is a file, not a folder")
+    parent = out
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserFacingError(f"--out {out}: {parent} is a file, so no folder can be made under it")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserFacingError(f"--out {out}: {parent} is not writable")
+
+
+def output_names(photos: list[Path]) -> list[str]:
+    """Output stem per photo: its stem, or stem_suffix where two photos share a stem (x.png, x.jpg)."""
+    stems = [p.stem for p in photos]
+    return [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem for p in photos]
 
 
 def run_photos(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from mesc3d.engine.photo import TRAIN_FILL, list_photos, load_override_mask, load_photo, parse_box
+    from mesc3d.engine.photo import MAX_SIDE, TRAIN_FILL, list_photos, load_override_mask, load_photo, parse_box
     from mesc3d.engine.reconstruct import Reconstructor
     from mesc3d.io import write_ply, write_text
     from mesc3d.viz import plot_reconstructions, save_figure
@@ -79,7 +106,7 @@ def run_photos(args) -> int:
         raise UserFacingError("give --box or --mask, not both")
     loaded = []
     for path in photos:  # validate every input before any work
-        rgb, notes = load_photo(path)
+        rgb, notes = load_photo(path, max_side=None if (args.box or args.mask) else MAX_SIDE)
         for note in notes:
             log.info("%s: %s", path, note)
         h, w = rgb.shape[:2]
@@ -90,9 +117,10 @@ def run_photos(args) -> int:
                         fill=args.fill or TRAIN_FILL, need_text_grounding=not (args.box or args.mask))
     out = Path(args.out)
     lines = []
-    for path, rgb, box, mask in tqdm(loaded, desc="reconstruct", unit="photo", disable=None):
+    names = output_names([p for p, *_ in loaded])
+    for (path, rgb, box, mask), name in tqdm(list(zip(loaded, names)), desc="reconstruct", unit="photo",
+                                             disable=None):
         res = rec.run(rgb, args.text, box=box, mask=mask)
-        name = path.stem
         write_ply(out / f"{name}.ply", res.points)
         save_figure(plot_reconstructions([(rgb, res.mask, res.box, res.crop, res.points, f"{name}: {args.text}")]),
                     out / f"{name}.preview.png")

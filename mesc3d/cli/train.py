@@ -7,7 +7,8 @@ Inputs
   --prompts results/pretrain/{key}/prompts.pt     3DSPL priors (required unless prior_injection=none)
 Outputs (``--out results/train/{exp}``; the only declared Snakemake outputs)
   model.pt     {"model": best weights, "config": resolved config, "prior_in_dim", "class_names",
-               "best_epoch", "best_metric", "config_hash"} — loads with torch.load(weights_only=True)
+               "best_epoch", "best_metric", "config_hash",
+               "prompts_sha256" (SHA-256 of --prompts; evaluate/zeroshot/reconstruct refuse other prompts)} — loads with torch.load(weights_only=True)
   metrics.csv  epoch,step,split,loss,cd_l1_x100,cd_l2_x1000,lr,seconds
   teacher_fusion.csv  epoch,teacher,sigma,weight (only for image_encoder=agglomerated/teachers)
 Side files (not outputs): ckpt/last.pt (resume state; rerunning the same command continues from
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(args.config, args.set)
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
-    from mesc3d.engine.model_io import build_model
+    from mesc3d.engine.model_io import build_model, prompts_digest
     from mesc3d.engine.tasks import ReconTask
     from mesc3d.engine.trainer import Engine, LoopCfg
 
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
                 "best_epoch": state.best_epoch,
                 "best_metric": trainer.best_metric(state),
                 "global_step": state.global_step,
+                "prompts_sha256": prompts_digest(args.prompts) if table is not None else "",
             }
             with atomic_path(out / "model.pt") as tmp:
                 torch.save(final, tmp)

@@ -44,8 +44,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
-    from mesc3d.engine.model_io import load_trained
-    from mesc3d.engine.run_eval import run_evaluation
+    from mesc3d.engine.model_io import check_prompts, load_trained
+    from mesc3d.engine.run_eval import check_classes, run_evaluation
     from mesc3d.engine.runtime import pick_device
     from mesc3d.io import write_csv
 
@@ -58,12 +58,14 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{args.config_without}: the 'without prior' run uses a prior")
     unseen = list(cfg.data.unseen_categories)
     dataset = ReconDataset(args.split, cfg.data, unseen, train=False)
+    check_classes(dataset, args.model)
     table = prior_table(args.prompts, unseen).to(device)  # (U, D), row = class id
     out = Path(args.out)
 
     from mesc3d.config_slices import check_same_run
 
-    model, trained, _ = load_trained(args.model, device)
+    model, trained, meta = load_trained(args.model, device)
+    check_prompts(meta, args.prompts, args.model)
     model_wo, trained_wo, _ = load_trained(args.model_without, device)
     check_same_run(trained, cfg, args.model, "zeroshot")  # before any output is written
     check_same_run(trained_wo, cfg_wo, args.model_without, "zeroshot")

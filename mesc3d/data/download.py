@@ -38,6 +38,7 @@ from __future__ import annotations
 import hashlib
 import html.parser
 import http.client
+import json
 import logging
 import os
 import re
@@ -51,7 +52,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from mesc3d.errors import BadInputError, UserFacingError
+from mesc3d.errors import BadInputError, UserFacingError, quote
 
 log = logging.getLogger(__name__)
 
@@ -380,3 +381,88 @@ def check_local(path: str | Path, sha256: str | None, size: int | None) -> str:
         raise BadInputError(path, f"SHA-256 mismatch: expected {sha256.lower()}, got {digest}")
     return digest
 
+
+
+# --------------------------------------------------------------------------- weights validation
+WEIGHTS_KINDS = ("torch", "torch_checkpoint", "torchscript", "safetensors", "transformers")
+_SUFFIX_KIND = {".pt": "torch", ".pth": "torch", ".bin": "torch", ".ckpt": "torch", ".safetensors": "safetensors"}
+
+
+def weights_kind(path: str | Path, kind: str) -> str | None:
+    """``auto`` -> the kind a weights file name implies (None: not a weights file); else ``kind``."""
+    if kind == "auto":
+        return _SUFFIX_KIND.get(Path(path).suffix.lower())
+    return None if kind == "none" else kind
+
+
+def weights_problem(path: str | Path, kind: str) -> str | None:
+    """Why ``path`` is not a usable weights file of ``kind`` (None when it loads as one).
+
+    torch_checkpoint: ``torch.load(weights_only=True)`` gives a dict or tensor; torchscript:
+    ``torch.jit.load`` works; torch: either of the two (Point-MAE .pth or OpenAI's CLIP JIT .pt);
+    safetensors: the header parses and every tensor's bytes are in the file; transformers: a folder
+    with a readable config.json and a weights file that passes its own check."""
+    path = Path(path)
+    if kind == "transformers":
+        if not path.is_dir():
+            return "not a folder (a transformers model is a folder with config.json)"
+        try:
+            json.loads((path / "config.json").read_text())
+        except (OSError, ValueError) as err:
+            return f"config.json is missing or not JSON ({type(err).__name__})"
+        for name, sub in (("model.safetensors", "safetensors"), ("pytorch_model.bin", "torch_checkpoint")):
+            if (path / name).is_file():
+                return weights_problem(path / name, sub)
+        return "holds neither model.safetensors nor pytorch_model.bin"
+    if not path.is_file():
+        return "file does not exist"
+    with open(path, "rb") as fh:
+        head = fh.read(512).lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html", b"<?xml", b"<head", b"{\"error")):
+        return "it is a web page, not weights (a login, quota or error page)"
+    if kind == "safetensors":
+        return _safetensors_problem(path)
+    import warnings
+
+    with warnings.catch_warnings():  # torch's deprecation / dispatch notes are not the user's problem
+        warnings.simplefilter("ignore")
+        return _torch_problem(path, kind)
+
+
+def _torch_problem(path: Path, kind: str) -> str | None:
+    import torch
+
+    problems = []
+    if kind in ("torch", "torch_checkpoint"):
+        try:
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            if isinstance(obj, (dict, torch.Tensor)) or (kind == "torch" and isinstance(obj, torch.jit.ScriptModule)):
+                return None
+            problems.append(f"torch.load gives a {type(obj).__name__}, not a state dict")
+        except Exception as err:  # truncated zip, pickle of arbitrary objects, garbage
+            problems.append(f"not a torch checkpoint ({type(err).__name__}: {quote(str(err).splitlines()[0] if str(err) else '', 120)})")
+    if kind in ("torch", "torchscript"):
+        try:
+            torch.jit.load(str(path), map_location="cpu")
+            return None
+        except Exception as err:
+            problems.append(f"not a TorchScript archive ({type(err).__name__})")
+    return "; ".join(problems) or f"unknown weights kind {kind!r}"
+
+
+def _safetensors_problem(path: Path) -> str | None:
+    size = path.stat().st_size
+    try:
+        with open(path, "rb") as fh:
+            n = int.from_bytes(fh.read(8), "little")
+            if not 2 <= n <= min(size - 8, 100 << 20):
+                return f"header length {n} does not fit a {size}-byte file"
+            header = json.loads(fh.read(n))
+    except (OSError, ValueError) as err:
+        return f"not a safetensors file ({type(err).__name__})"
+    if not isinstance(header, dict):
+        return "safetensors header is not a JSON object"
+    ends = [v.get("data_offsets", [0, 0])[1] for k, v in header.items() if k != "__metadata__" and isinstance(v, dict)]
+    if ends and 8 + n + max(ends) > size:
+        return f"truncated: the header needs {8 + n + max(ends)} bytes, the file has {size}"
+    return None

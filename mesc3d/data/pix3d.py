@@ -29,7 +29,7 @@ import trimesh
 
 from mesc3d.categories import PIX3D_ALL, UNSEEN
 from mesc3d.data.sampling import normalize_unit_ball, sample_surface, seed_from_key
-from mesc3d.errors import BadInputError
+from mesc3d.errors import BadInputError, quote
 
 log = logging.getLogger(__name__)
 PIX3D_DIR = "pix3d"
@@ -71,10 +71,13 @@ def read_records(root: str | Path) -> list[dict]:
         if missing:
             raise BadInputError(path, f"record {i} lacks fields {missing}")
         if rec["category"] not in KNOWN:
-            raise BadInputError(path, f"record {i} ({rec['img']}): unknown category {rec['category']!r}")
+            raise BadInputError(path, f"record {i} ({rec['img']}): unknown category {quote(rec['category'], 80)}")
         bbox = rec["bbox"]
-        if len(bbox) != 4 or not bbox[2] >= bbox[0] or not bbox[3] >= bbox[1]:
-            raise BadInputError(path, f"record {i} ({rec['img']}): bbox {bbox} is not [x0, y0, x1, y1]")
+        numbers = isinstance(bbox, list) and len(bbox) == 4 and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in bbox)
+        if not numbers or not bbox[2] >= bbox[0] or not bbox[3] >= bbox[1]:
+            raise BadInputError(path, f"record {i} ({quote(rec['img'], 80)}): bbox {quote(bbox, 120)} is not four "
+                                "numbers [x0, y0, x1, y1] with x0 <= x1 and y0 <= y1")
     return records
 
 

@@ -76,10 +76,14 @@ class TextToImageNet:
             table = self.encode(self.names).numpy().astype(np.float32)
             from mesc3d.io import atomic_path
 
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as fh:
-                    np.save(fh, table)
-            log.info("cached the ImageNet-name table (%s) in %s", table.shape, path)
+            try:
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, table)
+                log.info("cached the ImageNet-name table (%s) in %s", table.shape, path)
+            except OSError as err:  # a read-only $HOME / MESC3D_CACHE: work on, just without the cache
+                log.warning("cannot write the cache %s (%s); set MESC3D_CACHE to a writable folder to keep it",
+                            path, err.strerror or type(err).__name__)
         self.table = torch.from_numpy(table)  # (1000, 384), L2-normalised
 
     @torch.no_grad()
@@ -119,8 +123,11 @@ class Reconstructor:
                 raise ConfigError(f"{model_path}: the model uses the 3DSPL prior; pass --prompts prompts.pt")
             from mesc3d.data.priors import read_prompts_file
 
+            from mesc3d.engine.model_io import check_prompts
+
             self.prompts = read_prompts_file(prompts_path)
             self.prompts_path = prompts_path
+            check_prompts(self.state, prompts_path, model_path)
             if int(self.prompts["prior_dim"]) != self.model.prior_in_dim:
                 raise BadInputError(prompts_path, f"prior width {self.prompts['prior_dim']} != the model's "
                                     f"prior_in_dim {self.model.prior_in_dim}")

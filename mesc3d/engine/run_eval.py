@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mesc3d.errors import ConfigError, quote
+
 
 def run_evaluation(model, cfg, dataset, priors, out: Path, device, use_prior: bool = True,
                    categories=None, write_samples: bool = True, tag: str = ""):
@@ -37,3 +39,11 @@ def run_evaluation(model, cfg, dataset, priors, out: Path, device, use_prior: bo
                 rows.append((image, gt, pred, f"{cat} {dataset.shape_ids[idx][:8]}"))
         save_figure(plot_triplet_grid(rows), out / f"samples{tag}.png")
     return per_cat
+
+
+def check_classes(dataset, model_path) -> None:
+    """Every shape of the split must be of a class the model was evaluated for (one line otherwise)."""
+    outside = sorted(set(dataset.categories_of_items[dataset.class_ids < 0].tolist()))
+    if outside:
+        raise ConfigError(f"{dataset.path}: holds classes {quote(outside)} outside the run's classes "
+                          f"{quote(dataset.categories)} (model {model_path}); use the split prepared for this run")

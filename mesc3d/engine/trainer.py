@@ -49,10 +49,15 @@ from mesc3d.engine import distributed as ddp
 from mesc3d.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from mesc3d.engine.runtime import pick_device, seed_everything
 from mesc3d.engine.schedule import CosineWarmup
+from mesc3d.errors import UserFacingError, quote
 
 log = logging.getLogger(__name__)
 
 CKPT_FORMAT = "mesc3d-engine-v2"
+
+
+class NonFiniteError(UserFacingError):
+    """The run diverged (NaN/Inf loss, gradient or weights): one line naming run, epoch and step."""
 
 
 class TrainingInterrupted(SystemExit):
@@ -182,16 +187,34 @@ class Engine:
         }
 
     def save(self, st: TrainState) -> None:
+        if not self._weights_finite():  # never replace the last good checkpoint with a diverged one
+            self._diverged("weights", st)
         state = self._state_dict(st)  # collective: every rank takes part
         if self.dist.is_main:
             save_checkpoint(self.ckpt_path, state)
             log.info("checkpoint: epoch %d step %d -> %s", st.epoch, st.global_step, self.ckpt_path)
         ddp.barrier(self.dist)
 
+    def _set_aside(self, why: str, tag: str) -> None:
+        if self.dist.is_main and self.ckpt_path.is_file():
+            aside = self.ckpt_path.with_name(f"{tag}-{time.strftime('%Y%m%d-%H%M%S')}.pt")
+            self.ckpt_path.replace(aside)
+            log.warning("%s: resume checkpoint %s %s; moved it to %s and training starts from scratch",
+                        self.log_name, self.ckpt_path, why, aside)
+        ddp.barrier(self.dist)
+
     def try_resume(self) -> TrainState:
+        """Continue from ``last.pt`` when it is usable; anything else is set aside (renamed, logged)."""
         if not self.ckpt_path.is_file():
             return TrainState()
-        state = load_checkpoint(self.ckpt_path, map_location=self.device)
+        try:
+            state = load_checkpoint(self.ckpt_path, map_location=self.device)
+        except UserFacingError as err:  # truncated / corrupt / unsafe pickle
+            self._set_aside(f"cannot be read ({quote(str(err), 300)})", "unusable")
+            return TrainState()
+        if not isinstance(state, dict):
+            self._set_aside("is not a resume checkpoint", "unusable")
+            return TrainState()
         same = (state.get("format") == CKPT_FORMAT and state.get("config_hash") == self.hash
                 and state.get("world_size") == self.dist.world_size)
         if not same:
@@ -203,19 +226,66 @@ class Engine:
                             self.log_name, state.get("config_hash"), self.hash, aside)
             ddp.barrier(self.dist)
             return TrainState()
+        problem = self._resume_problem(state)
+        if problem is None:
+            snapshot = (copy.deepcopy(self._model_state()), copy.deepcopy(self.optimizer.state_dict()),
+                        copy.deepcopy(self.scaler.state_dict()), rng_state())
+            try:
+                st = self._apply_resume(state)
+            except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+                model, optim, scaler, rngs = snapshot  # undo a partial load: a fresh start is a fresh start
+                self._load_model_state(model)
+                self.optimizer.load_state_dict(optim)
+                self.scaler.load_state_dict(scaler)
+                set_rng_state(rngs)
+                problem = f"does not fit this run ({type(err).__name__}: {quote(str(err), 200)})"
+        if problem is not None:
+            self._set_aside(problem, "unusable")
+            return TrainState()
+        log.info("%s: resumed from %s at epoch %d, step %d", self.log_name, self.ckpt_path, st.epoch, st.global_step)
+        return st
+
+    def _resume_problem(self, state: dict[str, Any]) -> str | None:
+        """Why a same-config checkpoint cannot be continued (position out of range, non-finite weights)."""
+        need = ("model", "optimizer", "scaler", "rng", "epoch", "step_in_epoch", "global_step", "best_metric",
+                "best_epoch", "best_model", "epoch_loss_sum", "epoch_batches", "rows", "elapsed")
+        missing = [k for k in need if k not in state]
+        if missing:
+            return f"lacks {missing}"
+        try:
+            epoch, step, gstep = int(state["epoch"]), int(state["step_in_epoch"]), int(state["global_step"])
+        except (TypeError, ValueError):
+            return "has no valid training position"
+        if not (0 <= epoch <= self.loop.epochs and 0 <= step < self.steps_per_epoch
+                and 0 <= gstep <= epoch * self.steps_per_epoch + step):
+            return (f"claims epoch {epoch}, step {step}, global step {gstep}, impossible for {self.loop.epochs} "
+                    f"epochs of {self.steps_per_epoch} steps")
+        for key in ("model", "best_model"):
+            tensors = state[key] if isinstance(state[key], dict) else {}
+            bad = [k for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
+                   and not torch.isfinite(v).all()]
+            if bad:
+                return f"holds non-finite {key} weights ({bad[0]}, ...)"
+        if not isinstance(state["rng"], (list, tuple)) or len(state["rng"]) <= self.dist.rank:
+            return "has no RNG state for this rank"
+        return None
+
+    def _apply_resume(self, state: dict[str, Any]) -> TrainState:
+        current = self._model_state()
+        for k, v in state["model"].items():
+            if k in current and isinstance(v, torch.Tensor) and v.shape != current[k].shape:
+                raise ValueError(f"{k} has shape {tuple(v.shape)}, the model {tuple(current[k].shape)}")
         self._load_model_state(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scaler.load_state_dict(state["scaler"])
         set_rng_state(state["rng"][self.dist.rank])
-        st = TrainState(
+        return TrainState(
             epoch=state["epoch"], step_in_epoch=state["step_in_epoch"], global_step=state["global_step"],
             best_metric=state["best_metric"], best_epoch=state["best_epoch"], best_model=state["best_model"],
             epoch_loss_sum=state["epoch_loss_sum"], epoch_batches=state["epoch_batches"],
             rows=[dict(r) for r in state["rows"]], elapsed=state["elapsed"],
             fusion_rows=[dict(r) for r in state.get("fusion_rows", [])],
         )
-        log.info("%s: resumed from %s at epoch %d, step %d", self.log_name, self.ckpt_path, st.epoch, st.global_step)
-        return st
 
     # ------------------------------------------------------------------ loop
     def _step(self, batch: Any, st: TrainState) -> float:
@@ -223,14 +293,35 @@ class Engine:
         loss = self.task.loss(self.net, batch, self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        # before the weights change: a non-finite loss, or (without AMP, whose scaler skips such steps)
+        # a non-finite gradient, stops the run; the last resume checkpoint stays the last good one
+        what = "loss" if not torch.isfinite(loss) else None
+        if what is None and not self.amp and not self._grads_finite():
+            what = "gradient"
+        if what:
+            self._diverged(what, st, lr)
         self.scaler.step(self.optimizer)
         self.scaler.update()
         after = getattr(self.task, "after_step", None)
         if after:
             after()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{self.log_name}: non-finite training loss at step {st.global_step} (lr {lr:g})")
         return float(loss.detach())
+
+    def _grads_finite(self) -> bool:
+        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
+        return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+
+    def _weights_finite(self) -> bool:
+        return all(torch.isfinite(v).all() for v in self._model_state().values()
+                   if isinstance(v, torch.Tensor) and v.is_floating_point())
+
+    def _diverged(self, what: str, st: TrainState, lr: float | None = None) -> None:
+        kept = f"the last good resume checkpoint {self.ckpt_path} is kept" if self.ckpt_path.is_file() \
+            else "no resume checkpoint was written"
+        lr_text = f" (lr {lr:g})" if lr is not None else ""
+        raise NonFiniteError(f"run {self.cfg.name} ({self.log_name}): non-finite {what} at epoch {st.epoch + 1}, "
+                             f"step {st.global_step + (what != 'weights')}{lr_text}; training stopped, no model "
+                             f"written, {kept}; lower the learning rate or check the inputs")
 
     def _done(self, st: TrainState) -> bool:
         return bool(self.loop.max_steps and st.global_step >= self.loop.max_steps)
@@ -288,6 +379,8 @@ class Engine:
         last = st.epoch + 1 >= self.loop.epochs or self._done(st)
         res = None
         if (st.epoch + 1) % self.loop.val_every == 0 or last:
+            if not self._weights_finite():
+                self._diverged("weights", st)
             res = self.task.validate()
         if res is not None:
             st.rows.append({"epoch": st.epoch + 1, "step": st.global_step, "split": "val", **res, "lr": lr,

@@ -11,12 +11,17 @@ REPO = Path(workflow.basedir)
 sys.path.insert(0, str(REPO))  # the DAG is built with the package of the repository it lives in
 
 from mesc3d import codedeps
+from mesc3d.config import coerce_to_schema
 from mesc3d.config_slices import STAGES, stage_dict, stage_files
 from mesc3d.errors import UserFacingError
 from mesc3d.registries import RUN_KINDS, kinds_where
 from mesc3d.sheet import Sheet, download_args, weights_args, weights_by_path
 from mesc3d.table_specs import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, TABLES
 
+# `--config` gives nested numbers/booleans as strings ('3', 'false'): read them as the schema's types
+import yaml as _yaml
+
+coerce_to_schema(config, _yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text()))
 validate(config, schema="../schemas/config.schema.yaml")
 if config["base"]["data"].get("source") == "meshes":  # the folder of meshes is the run's data root
     config["base"]["data"]["root"] = config.get("meshes", {}).get("root", config["base"]["data"].get("root", ""))
