@@ -122,7 +122,7 @@ def test_download_and_weights_arguments_share_one_implementation():
                                           "--lock config/checksums.lock.json --top-dir ShapeNet")
     assert weights_args(cfg, "weights/w.pt") == ("--name clip --no-extract --force --archive weights/w.pt --out weights "
                                                  "--local-archive /data/w.pt --url https://c/w.pt --sha256 " + "ab" * 32
-                                                 + " --size 10")
+                                                 + " --size 10 --kind auto")
 
 
 def test_a_new_table_from_existing_runs_is_one_registry_entry(tmp_path, monkeypatch):
