@@ -86,3 +86,28 @@ def test_batches_do_not_depend_on_the_worker_count(tiny_data):
     for a, b in zip(*runs):
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["points"], b["points"])
         assert torch.equal(a["index"], b["index"])
+
+
+@pytest.mark.slow
+def test_baseline_and_zeroshot_clis_run_on_the_stage_runner(tiny_data, prompts, tmp_path):
+    """The evaluation CLIs that only the smoke DAG reaches otherwise: both baselines and zeroshot."""
+    import yaml
+
+    from mesc3d.cli.baseline import main as baseline_main
+    from mesc3d.cli.zeroshot import main as zeroshot_main
+
+    for kind in ("class_mean", "retrieval"):
+        assert baseline_main(["--kind", kind, "--config", str(tiny_data["config"]), "--train", str(tiny_data["train"]),
+                              "--split", str(tiny_data["test"]), "--views", "1", "--out", str(tmp_path / kind)]) == 0
+    without = tmp_path / "without.yaml"
+    run = yaml.safe_load(tiny_data["config"].read_text())
+    without.write_text(yaml.safe_dump({**run, "model": {**run["model"], "prior_injection": "none"}}))
+    one_epoch = ["--train", str(tiny_data["train"]), "--val", str(tiny_data["val"]), "--set", "train.epochs=1"]
+    assert train_main(_args(tiny_data, prompts, tmp_path / "with", "--set", "train.epochs=1")) == 0
+    assert train_main(["--config", str(without), "--out", str(tmp_path / "without"), *one_epoch]) == 0
+    assert zeroshot_main(["--config", str(tiny_data["config"]), "--model", str(tmp_path / "with" / "model.pt"),
+                          "--prompts", str(prompts), "--config-without", str(without),
+                          "--model-without", str(tmp_path / "without" / "model.pt"), "--split",
+                          str(tiny_data["zeroshot"]), "--out", str(tmp_path / "zs"), "--set", "train.epochs=1"]) == 0
+    per_cat = pd.read_csv(tmp_path / "zs" / "per_category.csv")
+    assert set(per_cat["prior"]) == {"with", "without"}
