@@ -25,7 +25,7 @@ import yaml
 
 from mesc3d.categories import SEEN, UNSEEN, check_categories
 from mesc3d.errors import ConfigError, quote
-from mesc3d.registries import DATA_SOURCES, IMAGE_ENCODERS, TEACHERS, weights_used
+from mesc3d.registries import DATA_SOURCES, IMAGE_ENCODERS, LOSSES, TEACHERS, weights_used
 
 # Field metadata of keys that name a file a stage loads: the workflow declares it as an input of the
 # stages whose slice (mesc3d.config_slices.STAGES) holds the key.  PATH_OR_TAG: a file or a hub tag.
@@ -205,7 +205,7 @@ ENUMS: dict[str, tuple[str, ...]] = {
     "prompt.temperature": ("learnable", "fixed1"),
     "prompt.point_encoder": ("pointmae", "ulip_pointbert"),
     "prompt.feature_dtype": ("float32", "float16"),
-    "train.loss": ("l1", "l2", "l1+l2"),
+    "train.loss": tuple(LOSSES),
     "train.device": ("auto", "cpu", "cuda"),
 }
 

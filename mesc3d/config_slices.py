@@ -25,7 +25,8 @@ _POINTMAE_TRAIN = ("train.pointmae_epochs", "train.pointmae_lr", "train.pointmae
 _RUN = ("name", "seed")
 
 _EVAL = ("eval.batch_size", "eval.fscore_threshold", "eval.fscore_euclidean_threshold")  # metrics
-_PRED = ("data", "model", "prompt", "train.device", *_EVAL, "eval.n_ply", "eval.n_figure")  # + samples
+# evaluate / zeroshot pick their device with "auto" (mesc3d.engine.stage.device_name): no train.device
+_PRED = ("data", "model", "prompt", *_EVAL, "eval.n_ply", "eval.n_figure")  # + samples
 
 # stage (= CLI sub-command run by one rule) -> dotted key prefixes of the resolved config it reads
 STAGES: dict[str, tuple[str, ...]] = {
@@ -33,8 +34,8 @@ STAGES: dict[str, tuple[str, ...]] = {
     "pretrain_pointmae": ("seed", "model.point_mae", *_POINTMAE_TRAIN),
     # data.source: the class names are validated against the source's vocabulary (registries.DATA_SOURCES)
     "cache_features": ("seed", "data.source", "data.categories", "model.point_mae", "prompt.feature_dtype"),
-    "pretrain_prompt": ("seed", "data.source", "data.categories", "data.unseen_categories", "prompt", "train.device",
-                        "train.checkpoint_minutes"),
+    "pretrain_prompt": ("seed", "data.source", "data.categories", "data.unseen_categories", "prompt",
+                        "train.checkpoint_minutes"),  # stage 1 runs on the CPU whatever train.device says
     "train": (*_RUN, "data", "model", "prompt", "train", "eval.batch_size"),  # validation batches
     "evaluate": (*_RUN, *_PRED),
     "zeroshot": (*_RUN, *_PRED),

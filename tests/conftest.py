@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,39 @@ REPO = Path(__file__).resolve().parents[1]
 os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ.get("PATH", "")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# Keep the tests off the Slurm controller wait: once slurm-client is installed (tests/test_slurm.py
+# installs it) and no controller answers, Snakemake's Slurm executor plugin runs `scontrol show config`
+# when Snakemake starts and waits ~9 s for it, in every snakemake call.  This stand-in, first on PATH
+# for the whole session, answers that one query at once as an unreachable controller does (the plugin
+# then uses its defaults) and passes every other call to the real scontrol.  Tests marked `slurm`
+# (a local controller is up) get the real answer (MESC3D_TEST_SLURM_UP, set by the fixture below).
+_FAKE_BIN = Path(tempfile.mkdtemp(prefix="mesc3d-test-bin-"))
+atexit.register(shutil.rmtree, _FAKE_BIN, True)
+(_FAKE_BIN / "scontrol").write_text(f"""#!/bin/sh
+if [ "$1" = show ] && [ "$2" = config ] && [ -z "$MESC3D_TEST_SLURM_UP" ]; then
+    echo "slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)" >&2
+    exit 1
+fi
+PATH=$(printf %s "$PATH" | tr : '\\n' | grep -vxF '{_FAKE_BIN}' | paste -sd: -)
+exec scontrol "$@"
+""")
+(_FAKE_BIN / "scontrol").chmod(0o755)
+os.environ["PATH"] = str(_FAKE_BIN) + os.pathsep + os.environ["PATH"]
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that start a local Slurm cluster are slow too: the fast tier (`-m "not slow"`) leaves them out."""
+    for item in items:
+        if item.get_closest_marker("slurm") and not item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.slow)
+
+
+@pytest.fixture(autouse=True)
+def _slurm_controller_queries(request, monkeypatch):
+    """Tests marked `slurm` run a local controller: their `scontrol show config` is the real one."""
+    if request.node.get_closest_marker("slurm"):
+        monkeypatch.setenv("MESC3D_TEST_SLURM_UP", "1")
 
 TINY_RUN = {
     "preset": "small",

@@ -211,3 +211,33 @@ def test_metrics_module_is_light():
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ------------------------------------------------------------------ the metric spec (mesc3d.metric_spec)
+def test_metric_spec_states_the_table_conventions_once():
+    """Scales, labels, formats, directions and the caption text all come from the spec; the
+    caption is the published one word for word (results/reference tables carry it)."""
+    from mesc3d import metric_spec as spec
+
+    assert spec.METRIC_COLUMNS == metrics.METRIC_COLUMNS == ("cd_l1_x100", "cd_l2_x1000", "fscore", "fscore_euclid")
+    assert (spec.CD_L1.scale, spec.CD_L2.scale) == (100.0, 1000.0)
+    assert spec.BETTER == {"cd_l1_x100": "min", "cd_l2_x1000": "min", "fscore": "max", "fscore_euclid": "max"}
+    assert spec.CONVENTION.endswith("F-score with threshold 0.01 on squared NN distances (= Euclidean 0.1, 10% of "
+                                    "the unit-ball radius); Mean = unweighted mean over the categories shown.")
+    assert r"\times 10^{2}$" in spec.CONVENTION_TEX and r"\times 10^{3}$" in spec.CONVENTION_TEX
+
+
+def test_fscore_convention_switches_via_the_spec(monkeypatch):
+    """docs/extending.md (b): the F-score on Euclidean instead of squared distances is one edit of
+    metric_spec.FSCORE; table_metrics and the caption text follow it."""
+    import dataclasses
+
+    from mesc3d import metric_spec as spec
+
+    gt = torch.zeros(1, 1, 3, dtype=torch.float64)
+    pred = torch.tensor([[[0.05, 0.0, 0.0]]], dtype=torch.float64)  # distance 0.05, squared 0.0025
+    assert metrics.table_metrics(pred, gt)["fscore"][0] == 1.0  # 0.0025 < 0.01 (squared)
+    monkeypatch.setattr(spec, "FSCORE", dataclasses.replace(spec.FSCORE, squared=False))
+    assert metrics.table_metrics(pred, gt)["fscore"][0] == 0.0  # 0.05 >= 0.01 (Euclidean)
+    assert "threshold 0.01 on Euclidean NN distances (1% of the unit-ball radius)" in spec.convention()
+    assert "on Euclidean NN distances (1\\% of" in spec.convention(tex=True)

@@ -11,6 +11,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -63,6 +64,9 @@ def _pointmae(tiny_data, base):
 KINDS = {"stage2": (_stage2, 3), "stage1": (_stage1, 6), "pointmae": (_pointmae, 3)}  # kill step (mid-epoch)
 
 
+METRIC_COLS = ["epoch", "step", "split", "loss", "cd_l1_x100", "cd_l2_x1000", "lr"]  # stage 2 metrics.csv
+
+
 def _run(argv, out_flag, out, name, env=None, cfg_sets=()):
     target = ["--out", str(out)] if out_flag == "--out" else ["--out", str(out / name)]
     cmd = [sys.executable, "-m", "mesc3d", *argv, *target, *PERIODIC_EVERY_STEP, *cfg_sets]
@@ -84,14 +88,21 @@ def straight(setups, tmp_path_factory):
             out = tmp_path_factory.mktemp(f"{kind}_straight")
             res = _run(argv, flag, out, name)
             assert res.returncode == 0, res.stderr[-3000:]
-            cache[kind] = weights(out)
+            cache[kind] = out
         return cache[kind]
 
     return get
 
 
-@pytest.mark.parametrize("sig", ["KILL", "TERM"])
-@pytest.mark.parametrize("kind", list(KINDS))
+# the fast tier (-m "not slow") keeps one of each test; the full suite runs every training and signal
+FAST = {("pointmae", "TERM"), ("pointmae", "config")}
+
+
+def _cases(kinds, what):
+    return [pytest.param(k, w, marks=() if (k, w) in FAST else pytest.mark.slow) for k in kinds for w in what]
+
+
+@pytest.mark.parametrize("kind,sig", _cases(KINDS, ["KILL", "TERM"]))
 def test_killed_training_resumes_bit_identical(kind, sig, setups, straight, tmp_path):
     argv, name, weights, flag, _ = setups[kind]
     step = KINDS[kind][1]
@@ -99,7 +110,10 @@ def test_killed_training_resumes_bit_identical(kind, sig, setups, straight, tmp_
     res = _run(argv, flag, out, name, env={"MESC3D_SIGNAL_AT_STEP": f"{step}:{sig}"})
     want = -signal.SIGKILL if sig == "KILL" else 128 + signal.SIGTERM
     assert res.returncode == want, res.stderr[-3000:]
+    if sig == "TERM":
+        assert "interrupted at step" in res.stderr
     assert not (out / name).exists()  # no declared output from an interrupted run
+    assert not (out / "metrics.csv").exists()
     ckpts = list((out / "ckpt").glob("*.pt"))
     assert len(ckpts) == 1
     saved = torch.load(ckpts[0], weights_only=True)["global_step"]
@@ -107,14 +121,17 @@ def test_killed_training_resumes_bit_identical(kind, sig, setups, straight, tmp_
     res = _run(argv, flag, out, name)  # the same command continues
     assert res.returncode == 0, res.stderr[-3000:]
     assert "resumed from" in res.stderr
-    a, b = straight(kind), weights(out)
+    a, b = weights(straight(kind)), weights(out)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    if kind == "stage2":  # the metrics rows too (timings aside)
+        pd.testing.assert_frame_equal(pd.read_csv(straight(kind) / "metrics.csv")[METRIC_COLS],
+                                      pd.read_csv(out / "metrics.csv")[METRIC_COLS])
 
 
-@pytest.mark.parametrize("kind", ["pointmae"])  # stage 2: tests/test_train.py
-def test_changed_config_starts_over_and_says_so(kind, setups, tmp_path):
+@pytest.mark.parametrize("kind,_what", _cases(["stage2", "pointmae"], ["config"]))
+def test_changed_config_starts_over_and_says_so(kind, _what, setups, tmp_path):
     argv, name, weights, flag, _ = setups[kind]
     out = tmp_path / "run"
     assert _run(argv, flag, out, name, env={"MESC3D_SIGNAL_AT_STEP": "2:TERM"}).returncode == 128 + signal.SIGTERM

@@ -1,14 +1,12 @@
-"""Stage-2 training: exact resume after an interruption, SIGTERM safety, DDP on CPU (gloo),
-and deterministic evaluation."""
+"""Stage-2 training: DDP on CPU (gloo), batches independent of the worker count, deterministic
+evaluation.  Exact resume, SIGTERM/SIGKILL safety and config-change restarts of all three trainings
+(this one included): tests/test_resume.py."""
 
 from __future__ import annotations
 
 import os
-import random
-import signal
 import subprocess
 import sys
-import time
 
 import pandas as pd
 import pytest
@@ -17,7 +15,6 @@ import torch
 from mesc3d.cli.evaluate import main as evaluate_main
 from mesc3d.cli.train import main as train_main
 from mesc3d.engine.checkpoint import load_checkpoint
-from mesc3d.engine.trainer import TrainingInterrupted
 
 
 @pytest.fixture(scope="module")
@@ -40,58 +37,7 @@ def _weights(path):
     return load_checkpoint(path)["model"]
 
 
-def test_resume_after_interruption_gives_identical_weights(tiny_data, prompts, tmp_path):
-    assert train_main(_args(tiny_data, prompts, tmp_path / "straight")) == 0
-    straight = _weights(tmp_path / "straight" / "model.pt")
-    total = int(pd.read_csv(tmp_path / "straight" / "metrics.csv")["step"].max())
-    stop = random.Random(1).randint(1, total - 1)  # somewhere inside the run, often mid-epoch
-
-    out = tmp_path / "resumed"
-    with pytest.raises(TrainingInterrupted) as info:
-        train_main(_args(tiny_data, prompts, out, "--stop-at-step", str(stop)))
-    assert info.value.code == 128 + signal.SIGTERM
-    assert (out / "ckpt" / "last.pt").is_file()
-    assert not (out / "model.pt").exists() and not (out / "metrics.csv").exists()  # no declared output
-    assert load_checkpoint(out / "ckpt" / "last.pt")["global_step"] == stop
-
-    assert train_main(_args(tiny_data, prompts, out)) == 0  # same command continues
-    resumed = _weights(out / "model.pt")
-    assert straight.keys() == resumed.keys()
-    for key in straight:
-        assert torch.equal(straight[key], resumed[key]), key
-    cols = ["epoch", "step", "split", "loss", "cd_l1_x100", "cd_l2_x1000", "lr"]
-    a = pd.read_csv(tmp_path / "straight" / "metrics.csv")[cols]
-    b = pd.read_csv(out / "metrics.csv")[cols]
-    pd.testing.assert_frame_equal(a, b)
-
-
-def test_config_change_restarts_from_scratch(tiny_data, prompts, tmp_path, capfd):
-    out = tmp_path / "run"
-    with pytest.raises(TrainingInterrupted):
-        train_main(_args(tiny_data, prompts, out, "--stop-at-step", "2"))
-    assert train_main(_args(tiny_data, prompts, out, "--set", "train.lr=0.002")) == 0
-    assert "different config" in capfd.readouterr().err
-    assert list((out / "ckpt").glob("stale-*.pt"))
-
-
-def test_sigterm_mid_epoch_leaves_valid_checkpoint_and_no_output(tiny_data, prompts, tmp_path):
-    out = tmp_path / "term"
-    cmd = [sys.executable, "-m", "mesc3d", "train", *_args(tiny_data, prompts, out, "--set", "train.epochs=200")]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    deadline = time.monotonic() + 120
-    ckpt = out / "ckpt" / "last.pt"
-    while not ckpt.exists() and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.2)  # the first end-of-epoch checkpoint proves training is under way
-    time.sleep(0.3)
-    proc.send_signal(signal.SIGTERM)
-    log, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 128 + signal.SIGTERM, log
-    state = load_checkpoint(ckpt)
-    assert state["global_step"] >= 1 and "optimizer" in state and "rng" in state
-    assert not (out / "model.pt").exists() and not (out / "metrics.csv").exists()
-    assert "interrupted at step" in log
-
-
+@pytest.mark.slow
 def test_ddp_two_processes_on_cpu(tiny_data, prompts, tmp_path):
     out = tmp_path / "ddp"
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -140,3 +86,28 @@ def test_batches_do_not_depend_on_the_worker_count(tiny_data):
     for a, b in zip(*runs):
         assert torch.equal(a["image"], b["image"]) and torch.equal(a["points"], b["points"])
         assert torch.equal(a["index"], b["index"])
+
+
+@pytest.mark.slow
+def test_baseline_and_zeroshot_clis_run_on_the_stage_runner(tiny_data, prompts, tmp_path):
+    """The evaluation CLIs that only the smoke DAG reaches otherwise: both baselines and zeroshot."""
+    import yaml
+
+    from mesc3d.cli.baseline import main as baseline_main
+    from mesc3d.cli.zeroshot import main as zeroshot_main
+
+    for kind in ("class_mean", "retrieval"):
+        assert baseline_main(["--kind", kind, "--config", str(tiny_data["config"]), "--train", str(tiny_data["train"]),
+                              "--split", str(tiny_data["test"]), "--views", "1", "--out", str(tmp_path / kind)]) == 0
+    without = tmp_path / "without.yaml"
+    run = yaml.safe_load(tiny_data["config"].read_text())
+    without.write_text(yaml.safe_dump({**run, "model": {**run["model"], "prior_injection": "none"}}))
+    one_epoch = ["--train", str(tiny_data["train"]), "--val", str(tiny_data["val"]), "--set", "train.epochs=1"]
+    assert train_main(_args(tiny_data, prompts, tmp_path / "with", "--set", "train.epochs=1")) == 0
+    assert train_main(["--config", str(without), "--out", str(tmp_path / "without"), *one_epoch]) == 0
+    assert zeroshot_main(["--config", str(tiny_data["config"]), "--model", str(tmp_path / "with" / "model.pt"),
+                          "--prompts", str(prompts), "--config-without", str(without),
+                          "--model-without", str(tmp_path / "without" / "model.pt"), "--split",
+                          str(tiny_data["zeroshot"]), "--out", str(tmp_path / "zs"), "--set", "train.epochs=1"]) == 0
+    per_cat = pd.read_csv(tmp_path / "zs" / "per_category.csv")
+    assert set(per_cat["prior"]) == {"with", "without"}

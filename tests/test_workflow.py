@@ -3,6 +3,7 @@ tests/test_invalidation.py)."""
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -24,8 +25,10 @@ def run_smk(cwd, *args, timeout=900, check=True):
     return res
 
 
+@functools.lru_cache(maxsize=None)
 def plan(cwd, *args) -> list[tuple[str, str]]:
-    """(rule, wildcards) of every job a dry run would execute."""
+    """(rule, wildcards) of every job a dry run would execute (parsed once per session: the tests
+    that plan the same target of the repository share one dry run)."""
     out = run_smk(cwd, "-n", *args).stdout
     jobs, rule = [], None
     for line in out.splitlines():

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
-from mesc3d.cli._common import add_config_args, setup_logging
-from mesc3d.config import load_config
+from mesc3d.cli._common import add_config_args
+from mesc3d.engine.stage import open_stage
 
 log = logging.getLogger("mesc3d.baseline")
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--views", type=int, default=4, help="retrieval: augmented views per training shape")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    setup_logging(args.verbose)
+    cfg = open_stage("baseline", args).cfg  # its randomness: explicit generators seeded with cfg.seed
 
     from mesc3d.baselines import class_medoids, nearest_neighbours, silhouette_embedding
     from mesc3d.data.dataset import ReconDataset
@@ -39,7 +39,6 @@ def main(argv: list[str] | None = None) -> int:
     from mesc3d.engine.runtime import iterate_batches
     from mesc3d.io import write_csv
 
-    cfg = load_config(args.config, args.set)
     cats = list(cfg.data.categories)
     train_eval = ReconDataset(args.train, cfg.data, cats, train=False)
     test = ReconDataset(args.split, cfg.data, cats, train=False)

@@ -25,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mesc3d.cli._common import add_config_args, setup_logging
-from mesc3d.config import load_config
+from mesc3d.cli._common import add_config_args
+from mesc3d.engine.stage import open_stage
 
 log = logging.getLogger("mesc3d.cache_features")
 
@@ -43,8 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    cfg = load_config(args.config, args.set)
+    stage = open_stage("cache_features", args)
+    cfg = stage.cfg
 
     from mesc3d.data.feature_cache import write_feature_cache
     from mesc3d.engine.point_features import build_encoder, encode_points
@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     if (class_ids < 0).any():
         log.warning("%d shapes belong to classes outside data.categories (class_id -1)", int((class_ids < 0).sum()))
 
+    stage.seed()  # build_encoder seeds torch again with the same seed: the same stream
     encoder, name, digest = build_encoder(cfg, args.encoder_ckpt)
     t0 = time.perf_counter()
     feats = encode_points(encoder, points, args.batch_size, desc=Path(args.split_file).stem)

@@ -89,7 +89,9 @@ def variant(cfg, prior: bool, n_points: int | None = None):
 def build(cfg, prior_in_dim: int):
     from mesc3d.models.mesc3d import MESC3D
 
-    torch.manual_seed(cfg.seed)
+    from mesc3d.engine.runtime import seed_everything
+
+    seed_everything(cfg.seed)
     return MESC3D(cfg, prior_in_dim=prior_in_dim)
 
 
@@ -125,16 +127,6 @@ def param_summary(cfg) -> dict:
     out["note"] = ("paper 24.97M = the 768-wide BaseModel (24.05M) + prompt table + DPT "
                    "(= params_without_prior_plus_official_prompt); the concat-1280 decoder with prior is larger")
     return out
-
-
-def _device(name: str) -> torch.device:
-    if name == "cuda" and not torch.cuda.is_available():
-        from mesc3d.errors import ConfigError
-
-        raise ConfigError("device cuda requested but no CUDA device is available")
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    return torch.device(name)
 
 
 def _sync(device: torch.device) -> None:
@@ -200,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
 
         from mesc3d.io import write_csv
 
-        device = _device(args.device if args.device != "auto" else cfg.train.device)
+        from mesc3d.engine.runtime import pick_device
+        from mesc3d.engine.stage import device_name
+
+        device = pick_device(args.device if args.device != "auto" else device_name(cfg, "complexity"))
         rows = latency_rows(cfg, device, summary)
         write_csv(args.out, pd.DataFrame(rows, columns=CSV_COLUMNS))
         summary["latency"] = rows

@@ -18,10 +18,8 @@ import argparse
 import logging
 from pathlib import Path
 
-import torch
-
-from mesc3d.cli._common import add_config_args, setup_logging
-from mesc3d.config import load_config
+from mesc3d.cli._common import add_config_args
+from mesc3d.engine.stage import open_stage
 from mesc3d.errors import ConfigError
 
 log = logging.getLogger("mesc3d.evaluate")
@@ -39,17 +37,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
+    stage = open_stage("evaluate", args)
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
     from mesc3d.engine.model_io import check_prompts, load_trained
     from mesc3d.engine.run_eval import check_classes, run_evaluation
-    from mesc3d.engine.runtime import pick_device
-
     from mesc3d.config_slices import check_same_run
 
-    cfg = load_config(args.config, args.set)
-    device = pick_device("auto")
+    cfg, device = stage.cfg, stage.device
     model, trained_cfg, meta = load_trained(args.model, device)
     check_same_run(trained_cfg, cfg, args.model)  # a result is labelled by the model that made it
     categories = list(cfg.data.categories)
@@ -61,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
         check_prompts(meta, args.prompts, args.model)
         table = prior_table(args.prompts, categories).to(device)
-    torch.manual_seed(cfg.seed)
+    stage.seed()
     per_cat = run_evaluation(model, cfg, dataset, table, Path(args.out), device)
     log.info("%s: %d test shapes\n%s", cfg.name, len(dataset), per_cat.to_string(index=False))
     return 0

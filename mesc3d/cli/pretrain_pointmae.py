@@ -31,8 +31,9 @@ from pathlib import Path
 
 import torch
 
-from mesc3d.cli._common import add_config_args, setup_logging
-from mesc3d.config import load_config, to_dict
+from mesc3d.cli._common import add_config_args
+from mesc3d.config import to_dict
+from mesc3d.engine.stage import loop_cfg, open_stage
 from mesc3d.errors import BadInputError
 from mesc3d.io import atomic_path, load_npz
 
@@ -63,16 +64,14 @@ def load_points(path: str | Path, min_points: int) -> torch.Tensor:
 def pretrain(cfg, points: torch.Tensor, ckpt_path: str | Path) -> dict:
     """Run ``PointMAETask`` on the shared engine (exact resume from ``ckpt_path``) -> output dict."""
     from mesc3d.engine.tasks import PointMAETask
-    from mesc3d.engine.trainer import Engine, LoopCfg
+    from mesc3d.engine.runtime import seed_everything
+    from mesc3d.engine.trainer import Engine
     from mesc3d.models.point_mae import official_state_dict
     from mesc3d.models.point_mae_pretrain import PointMAEPretrain
 
-    torch.manual_seed(cfg.seed)
-    t = cfg.train
-    model = PointMAEPretrain(cfg.model.point_mae, t.pointmae_mask_ratio)
-    loop = LoopCfg(t.pointmae_lr, 0.0, 0.0, 0.1 * t.pointmae_epochs, t.pointmae_epochs, t.max_steps, 1,
-                   t.checkpoint_minutes, t.amp, t.device)
-    engine = Engine(cfg, PointMAETask(cfg, model, points), loop, ckpt_path, log_name="pretrain-pointmae")
+    seed_everything(cfg.seed)  # model initialisation
+    model = PointMAEPretrain(cfg.model.point_mae, cfg.train.pointmae_mask_ratio)
+    engine = Engine(cfg, PointMAETask(cfg, model, points), loop_cfg(cfg, "pretrain_pointmae"), ckpt_path, log_name="pretrain-pointmae")
     try:
         st = engine.fit()
     finally:
@@ -85,8 +84,7 @@ def pretrain(cfg, points: torch.Tensor, ckpt_path: str | Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    setup_logging(args.verbose)
-    cfg = load_config(args.config, args.set)
+    cfg = open_stage("pretrain_pointmae", args).cfg
     pm = cfg.model.point_mae
     points = load_points(args.train, max(pm.num_group, pm.group_size))
     log.info("pretraining Point-MAE (dim %d, depth %d) on %d clouds of %d points, %d epochs",

@@ -29,8 +29,9 @@ import logging
 import time
 from pathlib import Path
 
-from mesc3d.cli._common import add_config_args, setup_logging
-from mesc3d.config import load_config, to_dict
+from mesc3d.cli._common import add_config_args
+from mesc3d.config import to_dict
+from mesc3d.engine.stage import open_stage
 
 log = logging.getLogger("mesc3d.pretrain_prompt")
 
@@ -53,22 +54,19 @@ def load_split(path: str, categories: list[str]):
 def train_stage1(cfg, train_x, train_y, val_x, val_y, ckpt_path, tower=None):
     """Train a ``Stage1Model`` on the engine; returns (model with the best state loaded, best_epoch
     (0-based), history (per-epoch dicts)).  Resumes exactly from ``ckpt_path``."""
-    import torch
-
     from mesc3d.engine.tasks import Stage1Task
-    from mesc3d.engine.trainer import Engine, LoopCfg
+    from mesc3d.engine.runtime import seed_everything
+    from mesc3d.engine.stage import loop_cfg
+    from mesc3d.engine.trainer import Engine
     from mesc3d.models.prompt_stage1 import Stage1Model
 
-    p = cfg.prompt
-    torch.manual_seed(cfg.seed)
-    model = Stage1Model(p, list(cfg.data.categories), train_x.shape[1], tower=tower)
+    seed_everything(cfg.seed)  # model initialisation
+    model = Stage1Model(cfg.prompt, list(cfg.data.categories), train_x.shape[1], tower=tower)
     log.info("stage 1: %s, %d trainable parameters, %d train / %d val shapes, feature dim %d",
              model.bank.extra_repr(), sum(x.numel() for x in model.trainable_parameters()), len(train_x),
              len(val_x), train_x.shape[1])
-    loop = LoopCfg(p.lr, p.lr_min, p.warmup_lr, p.warmup_epochs, p.epochs, 0, 1, cfg.train.checkpoint_minutes,
-                   False, "cpu")
-    engine = Engine(cfg, Stage1Task(cfg, model, train_x, train_y, val_x, val_y), loop, ckpt_path,
-                    log_name="stage 1")
+    engine = Engine(cfg, Stage1Task(cfg, model, train_x, train_y, val_x, val_y), loop_cfg(cfg, "pretrain_prompt"),
+                    ckpt_path, log_name="stage 1")
     try:
         st = engine.fit()
     finally:
@@ -93,8 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    cfg = load_config(args.config, args.set)
+    cfg = open_stage("pretrain_prompt", args).cfg
 
     import pandas as pd
     import torch

@@ -26,8 +26,9 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from mesc3d.cli._common import add_config_args, setup_logging
-from mesc3d.config import config_hash, load_config, to_dict
+from mesc3d.cli._common import add_config_args
+from mesc3d.config import config_hash, to_dict
+from mesc3d.engine.stage import loop_cfg, open_stage
 from mesc3d.errors import ConfigError
 from mesc3d.io import atomic_path, write_csv
 
@@ -51,13 +52,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    setup_logging(args.verbose)
-    cfg = load_config(args.config, args.set)
+    stage = open_stage("train", args)
+    cfg = stage.cfg
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
     from mesc3d.engine.model_io import build_model, prompts_digest
     from mesc3d.engine.tasks import ReconTask
-    from mesc3d.engine.trainer import Engine, LoopCfg
+    from mesc3d.engine.trainer import Engine
 
     categories = list(cfg.data.categories)
     train_set = ReconDataset(args.train, cfg.data, categories, train=True)
@@ -67,16 +68,13 @@ def main(argv: list[str] | None = None) -> int:
         if not args.prompts:
             raise ConfigError(f"model.prior_injection={cfg.model.prior_injection!r} needs --prompts")
         table = prior_table(args.prompts, categories)  # (C, D), row = class id
-    torch.manual_seed(cfg.seed)  # model initialisation is part of "same config and seed -> same result"
+    stage.seed()  # model initialisation is part of "same config and seed -> same result"
     model = build_model(cfg, None if table is None else table.shape[1], args.encoder_ckpt)
     n_train = sum(p.numel() for p in model.parameters() if p.requires_grad)
     log.info("run %s (config %s): %d train / %d val shapes, %.3fM trainable parameters",
              cfg.name, config_hash(cfg), len(train_set), len(val_set), n_train / 1e6)
 
-    t = cfg.train
-    loop = LoopCfg(t.lr, t.lr_min, t.warmup_lr, t.warmup_epochs, t.epochs, t.max_steps, t.val_every,
-                   t.checkpoint_minutes, t.amp, t.device)
-    trainer = Engine(cfg, ReconTask(cfg, model, train_set, val_set, table), loop, Path(args.out) / "ckpt" / "last.pt",
+    trainer = Engine(cfg, ReconTask(cfg, model, train_set, val_set, table), loop_cfg(cfg, "train"), Path(args.out) / "ckpt" / "last.pt",
                      stop_at_step=args.stop_at_step)
     try:
         state = trainer.fit()

@@ -23,8 +23,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from mesc3d.cli._common import add_config_args, setup_logging
+from mesc3d.cli._common import add_config_args
 from mesc3d.config import load_config
+from mesc3d.engine.stage import open_stage
 from mesc3d.errors import ConfigError
 
 log = logging.getLogger("mesc3d.zeroshot")
@@ -40,17 +41,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--split", required=True, help="zeroshot.npz (unseen classes, Pix3D layout)")
     p.add_argument("--out", required=True)
     args = p.parse_args(argv)
-    setup_logging(args.verbose)
+    stage = open_stage("zeroshot", args)
 
     from mesc3d.data.dataset import ReconDataset
     from mesc3d.data.priors import prior_table
     from mesc3d.engine.model_io import check_prompts, load_trained
     from mesc3d.engine.run_eval import check_classes, run_evaluation
-    from mesc3d.engine.runtime import pick_device
     from mesc3d.io import write_csv
 
-    device = pick_device("auto")
-    cfg = load_config(args.config, args.set)
+    cfg, device = stage.cfg, stage.device
     cfg_wo = load_config(args.config_without)
     if not cfg.uses_prior:
         raise ConfigError(f"{args.config}: the 'with prior' run has model.prior_injection=none")
@@ -70,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     check_same_run(trained, cfg, args.model, "zeroshot")  # before any output is written
     check_same_run(trained_wo, cfg_wo, args.model_without, "zeroshot")
     frames = []
+    stage.seed()  # as evaluate (the evaluation draws no random number: seeded per item, eval mode)
     frames.append(run_evaluation(model, cfg, dataset, table, out, device, categories=unseen, tag="_with")
                   .assign(prior="with"))
     frames.append(run_evaluation(model_wo, cfg_wo, dataset, None, out, device, categories=unseen,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import torch
 
 from mesc3d.ops import chamfer_distance
+from mesc3d.registries import LOSSES
 
 
 def loss_backend(device: torch.device) -> str | None:
@@ -19,6 +20,10 @@ def loss_backend(device: torch.device) -> str | None:
 
 def reconstruction_loss(pred: torch.Tensor, gt: torch.Tensor, kind: str = "l1") -> torch.Tensor:
     """Scalar batch-mean loss for pred (B, N, 3), gt (B, G, 3).  ``kind``: l1 | l2 | l1+l2."""
-    if kind not in ("l1", "l2", "l1+l2"):
-        raise ValueError(f"unknown loss {kind!r}; expected l1, l2 or l1+l2")
+    _check(kind)
     return chamfer_distance(pred, gt, norm=kind, backend=loss_backend(pred.device))
+
+
+def _check(kind: str) -> None:
+    if kind not in LOSSES:
+        raise ValueError(f"unknown loss {kind!r}; expected one of {', '.join(LOSSES)} (mesc3d.registries.LOSSES)")

@@ -36,7 +36,14 @@ def pick_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed torch (CPU and every CUDA device), numpy's and Python's global RNGs with ``seed``."""
+    import random
+
+    import numpy as np
+
     torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
     torch.use_deterministic_algorithms(False)
     if torch.cuda.is_available():
         torch.backends.cudnn.benchmark = False

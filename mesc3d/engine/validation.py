@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from mesc3d.engine.losses import loss_backend
+from mesc3d.metric_spec import CD_L1, CD_L2
 from mesc3d.engine.runtime import iterate_batches
 from mesc3d.ops.chamfer import chamfer_from_sq_dists, sq_dists
 
@@ -39,9 +40,9 @@ def validate(model, dataset, priors, device, cfg) -> dict[str, Any]:
         gt = batch["points"].float()
         d1, d2, _, _ = sq_dists(pred, gt, backend=loss_backend(pred.device))  # (B, G), (B, N)
         l1, l2 = chamfer_from_sq_dists(d1, d2, norm="l1"), chamfer_from_sq_dists(d1, d2, norm="l2")  # (B,)
-        loss = {"l1": l1, "l2": l2, "l1+l2": l1 + l2}[cfg.train.loss]
+        loss = chamfer_from_sq_dists(d1, d2, norm=cfg.train.loss)  # (B,) the training loss (a Chamfer norm)
         l1_sum, l2_sum = l1_sum + float(l1.sum()), l2_sum + float(l2.sum())
         loss_sum += float(loss.mean()) * gt.shape[0]
         n += gt.shape[0]
     n = max(n, 1)
-    return {"loss": loss_sum / n, "cd_l1_x100": 100 * l1_sum / n, "cd_l2_x1000": 1000 * l2_sum / n}
+    return {"loss": loss_sum / n, CD_L1.column: CD_L1.scale * l1_sum / n, CD_L2.column: CD_L2.scale * l2_sum / n}

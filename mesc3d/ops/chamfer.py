@@ -24,11 +24,13 @@ from __future__ import annotations
 
 import torch
 
+from mesc3d.registries import LOSSES
+
 from .dispatch import nearest_sq_dist
 from .nn_dist import nearest_sq_dist_naive
 
 _EPS = 1e-12
-NORMS = ("l1", "l2", "l1+l2")
+NORMS = tuple(LOSSES)  # the training-loss names are the Chamfer norms
 
 
 def _search(pred: torch.Tensor, gt: torch.Tensor, pred_lengths, gt_lengths, backend, index_dtype):
