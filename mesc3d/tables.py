@@ -32,26 +32,13 @@ import pandas as pd
 from mesc3d import paper_numbers as paper
 from mesc3d.categories import PIX3D_ALL, SEEN
 from mesc3d.errors import BadInputError
+from mesc3d.metric_spec import BETTER, CONVENTION, CONVENTION_TEX, FMT, METRIC_LABEL
 from mesc3d.registries import LOSSES, RUN_KINDS
 from mesc3d.table_specs import MANIFEST, TABLES, TableSpec
 from mesc3d.table_render import Column, Table, latex_escape
 
 log = logging.getLogger(__name__)
 
-CONVENTION = (
-    "Metrics: CD-L1 = ½(mean_gt min‖g-p‖ + mean_pred min‖p-g‖) ×100; CD-L2 = (mean_gt min‖g-p‖² + "
-    "mean_pred min‖p-g‖²) ×1000; F-score with threshold 0.01 on squared NN distances (= Euclidean 0.1, "
-    "10% of the unit-ball radius); Mean = unweighted mean over the categories shown."
-)
-CONVENTION_TEX = (
-    r"Metrics: CD-L1 $=\frac{1}{2}(\mathrm{mean}_{g}\min_{p}\|g-p\| + \mathrm{mean}_{p}\min_{g}\|p-g\|)"
-    r"\times 10^{2}$; CD-L2 $=(\mathrm{mean}_{g}\min_{p}\|g-p\|^{2} + \mathrm{mean}_{p}\min_{g}\|p-g\|^{2})"
-    r"\times 10^{3}$; F-score with threshold $0.01$ on squared NN distances ($=0.1$ Euclidean, 10\% of "
-    r"the unit-ball radius); Mean $=$ unweighted mean over the categories shown."
-)
-METRIC_LABEL = {"cd_l1_x100": "CD-L1 ×100 ↓", "cd_l2_x1000": "CD-L2 ×1000 ↓", "fscore": "F-score ↑"}
-FMT = {"cd_l1_x100": "{:.2f}", "cd_l2_x1000": "{:.2f}", "fscore": "{:.3f}"}
-BETTER = {"cd_l1_x100": "min", "cd_l2_x1000": "min", "fscore": "max"}
 QUOTED = "quoted from the paper"
 EVAL_COLUMNS = ("category", "cd_l1_x100", "cd_l2_x1000", "fscore")
 ZS_COLUMNS = ("category", "prior", "cd_l1_x100", "cd_l2_x1000", "fscore")
