@@ -31,16 +31,17 @@ def _last_line(err: BaseException) -> str:
     return lines[-1][:160] if lines else type(err).__name__
 
 
-def load_torch(path: str | Path, what: str = "torch checkpoint", map_location: Any = "cpu") -> Any:
+def load_torch(path: str | Path, what: str = "torch checkpoint", map_location: Any = "cpu", mmap: bool = False) -> Any:
     """``torch.load(path, map_location, weights_only=True)``; any failure is one ``BadInputError``.
 
-    ``what`` names the kind of file in the message ("prompts file", "EfficientNet-Lite0 weights" ...).
+    ``what`` names the kind of file in the message ("prompts file", "EfficientNet-Lite0 weights" ...);
+    ``mmap`` maps the tensors instead of reading them (checking a large download).
     """
     path = Path(path)
     if not path.is_file():
         raise BadInputError(path, f"{what} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:
         found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(err))
         if found:

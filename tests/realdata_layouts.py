@@ -1,6 +1,6 @@
 """Test helpers: tiny trees in the exact real on-disk layouts, archives of them, a loopback server.
 
-Layouts (see notes/contracts.md "Raw data layouts"):
+Layouts (docs/real-data.md):
 - ``ShapeNetV1PointCloud/<synset>/<id>.points.ply.npy``   float32 (K, 3) or (K, 6) with normals
 - ``ShapeNetV1Renderings/<synset>/<id>/rendering/00.png..23.png`` 137x137 RGBA
   + ``rendering_metadata.txt`` (24 lines: azimuth elevation in-plane distance fov) + ``renderings.txt``

@@ -1,5 +1,4 @@
-"""Bad configs, sheets and arguments stop before any work with one line naming the key/row/file (#12 items
-6 and 7), and the stage slices / code fingerprints behave as the workflow relies on."""
+"""Bad configs, sheets and arguments stop before any work with one line naming the key/row/file, and the stage slices / code fingerprints behave as the workflow relies on."""
 
 from __future__ import annotations
 

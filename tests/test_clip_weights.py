@@ -1,4 +1,4 @@
-"""Issue #11 items 1-2: OpenAI CLIP weights always get QuickGELU; Tab. 4 image towers load the same CLIP.
+"""OpenAI CLIP weights always get QuickGELU; Tab. 4 image towers load the same CLIP.
 
 The reference is an independent plain-torch forward of OpenAI's CLIP text encoder (QuickGELU MLPs,
 causal pre-LN blocks, ln_final, EOT token @ text_projection) computed straight from the state dict.

@@ -1,4 +1,4 @@
-"""Issue #11 item 3: pretrained weights are checksummed local download rules and declared job inputs."""
+"""Pretrained weights are checksummed local download rules and declared job inputs."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """``ReconDataset``: (image, GT points) pairs from a prepared split file (``mesc3d prepare`` output).
 
-Split file keys (contracts.md): ``points`` (S, G, 3), ``shape_ids`` (S,), ``categories`` (S,),
+Split file keys (docs/design.md, "File formats"): ``points`` (S, G, 3), ``shape_ids`` (S,), ``categories`` (S,),
 ``images`` (S, V) and ``masks`` (S, V) root-relative paths, ``bboxes`` (S, V, 4), ``root``, ``source``.
 
 ``__getitem__(i)`` -> dict:

@@ -53,6 +53,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from mesc3d.errors import BadInputError, UserFacingError, quote
+from mesc3d.safe_load import load_torch
 
 log = logging.getLogger(__name__)
 
@@ -435,12 +436,12 @@ def _torch_problem(path: Path, kind: str) -> str | None:
     problems = []
     if kind in ("torch", "torch_checkpoint"):
         try:
-            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+            obj = load_torch(path, "torch checkpoint", mmap=True)
             if isinstance(obj, (dict, torch.Tensor)) or (kind == "torch" and isinstance(obj, torch.jit.ScriptModule)):
                 return None
             problems.append(f"torch.load gives a {type(obj).__name__}, not a state dict")
-        except Exception as err:  # truncated zip, pickle of arbitrary objects, garbage
-            problems.append(f"not a torch checkpoint ({type(err).__name__}: {quote(str(err).splitlines()[0] if str(err) else '', 120)})")
+        except BadInputError as err:  # truncated zip, pickle of arbitrary objects, garbage
+            problems.append(quote(err.problem, 200))
     if kind in ("torch", "torchscript"):
         try:
             torch.jit.load(str(path), map_location="cpu")

@@ -1,6 +1,6 @@
 """Point-cloud ops: nearest-neighbour squared distances (Chamfer core), FPS and kNN.
 
-Public API (contracts.md):
+Public API:
 
 - ``nearest_sq_dist(x (B,N,3), y (B,M,3), x_lengths=None, y_lengths=None, *, backend=None,
   index_dtype=None) -> (d_xy (B,N), idx_xy (B,N) long, d_yx (B,M), idx_yx (B,M) long)`` --
