@@ -18,7 +18,9 @@ include: "workflow/rules/common.smk"
 
 # No job but a download touches the network: every job's shell runs with the model hubs switched
 # off, so a missing weights file is a clear error, never a download from a compute node.
-shell.prefix("set -euo pipefail; export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1; ")
+shell.prefix(
+    "set -euo pipefail; export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 HF_DATASETS_OFFLINE=1; "
+)
 
 
 wildcard_constraints:
@@ -49,7 +51,11 @@ rule main_table:
 
 rule ablations:
     input:
-        [f"results/tables/{TABLE_FILES[t]}.csv" for t in selected_tables() if t in ABLATION_TABLES],
+        [
+            f"results/tables/{TABLE_FILES[t]}.csv"
+            for t in selected_tables()
+            if t in ABLATION_TABLES
+        ],
 
 
 rule zeroshot:

@@ -8,7 +8,9 @@ from pathlib import Path
 from snakemake.utils import validate
 
 REPO = Path(workflow.basedir)
-sys.path.insert(0, str(REPO))  # the DAG is built with the package of the repository it lives in
+sys.path.insert(
+    0, str(REPO)
+)  # the DAG is built with the package of the repository it lives in
 
 from mesc3d import codedeps
 from mesc3d.config import coerce_to_schema
@@ -21,10 +23,16 @@ from mesc3d.table_specs import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, TABLES
 # `--config` gives nested numbers/booleans as strings ('3', 'false'): read them as the schema's types
 import yaml as _yaml
 
-coerce_to_schema(config, _yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text()))
+coerce_to_schema(
+    config, _yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
+)
 validate(config, schema="../schemas/config.schema.yaml")
-if config["base"]["data"].get("source") == "meshes":  # the folder of meshes is the run's data root
-    config["base"]["data"]["root"] = config.get("meshes", {}).get("root", config["base"]["data"].get("root", ""))
+if (
+    config["base"]["data"].get("source") == "meshes"
+):  # the folder of meshes is the run's data root
+    config["base"]["data"]["root"] = config.get("meshes", {}).get(
+        "root", config["base"]["data"].get("root", "")
+    )
 
 
 def fail(err):
@@ -42,7 +50,10 @@ except (UserFacingError, ValueError) as err:
 run_config = SHEET.run_config
 uses_prior = SHEET.uses_prior
 prompt_key = SHEET.prompt_key
-EVAL_SETS = ("eval", "eval_pix3d")  # results/{evalset}/{exp}/: the test split, the Pix3D photos (Tab. 2)
+EVAL_SETS = (
+    "eval",
+    "eval_pix3d",
+)  # results/{evalset}/{exp}/: the test split, the Pix3D photos (Tab. 2)
 
 
 def _names(kinds):
@@ -68,7 +79,8 @@ def prompts_arg(wildcards, input):
 
 def stage_config(stage, exp=None):
     """The config file a stage job reads: results/configs/{stage}/{exp}.yaml (rule resolve_config).
-    `exp` is a run name, "_base" for the shared stages, or None for the rule's {exp} wildcard."""
+    `exp` is a run name, "_base" for the shared stages, or None for the rule's {exp} wildcard.
+    """
     return f"results/configs/{stage}/{exp or '{exp}'}.yaml"
 
 
@@ -86,7 +98,8 @@ def stage_inputs(stage, exp=None):
 
 def code(command):
     """Rerun trigger (a param): fingerprint of what `mesc3d <command>` imports inside the repository,
-    hashed over the AST without docstrings (mesc3d.codedeps): comments and docstrings plan nothing."""
+    hashed over the AST without docstrings (mesc3d.codedeps): comments and docstrings plan nothing.
+    """
     return codedeps.fingerprint(f"mesc3d.cli.{command.replace('-', '_')}", root=REPO)
 
 
@@ -101,34 +114,51 @@ def table_arg(table):
 
 
 def final_outputs():
-    return [f"results/tables/{TABLE_FILES[t]}.csv" for t in selected_tables()] + [
-        "results/tables/all.tex",
-        "results/tables/compute_cost.csv",
-        "results/figures/contact_sheet.png",
-    ] + (["results/tables/reconstruct_masks.csv"] if config["synthetic"]["enabled"] else [])
+    return (
+        [f"results/tables/{TABLE_FILES[t]}.csv" for t in selected_tables()]
+        + [
+            "results/tables/all.tex",
+            "results/tables/compute_cost.csv",
+            "results/figures/contact_sheet.png",
+        ]
+        + (
+            ["results/tables/reconstruct_masks.csv"]
+            if config["synthetic"]["enabled"]
+            else []
+        )
+    )
 
 
 # ------------------------------------------------------------------ data and downloads
 def eval_split(evalset):
     """Test photos of an evaluation set: `eval` the test split; `eval_pix3d` (Tab. 2) the Pix3D test split
-    itself (data.source pix3d), else the Pix3D(-style) photos of the seen classes prepare writes."""
+    itself (data.source pix3d), else the Pix3D(-style) photos of the seen classes prepare writes.
+    """
     if evalset == "eval" or config["base"]["data"].get("source") == "pix3d":
         return "results/data/test.npz"
     return "results/data/pix3d_test.npz"
 
 
 def data_root_input():
-    if config["base"]["data"].get("source") == "meshes":  # every mesh file: one added/edited/removed reruns prepare
+    if (
+        config["base"]["data"].get("source") == "meshes"
+    ):  # every mesh file: one added/edited/removed reruns prepare
         from mesc3d.data.meshes import class_files
 
         data = run_config("_base").data
         try:
-            return [str(p) for files in class_files(data.root, data.categories).values() for p in files]
+            return [
+                str(p)
+                for files in class_files(data.root, data.categories).values()
+                for p in files
+            ]
         except UserFacingError as err:
             fail(err)
     if config["synthetic"]["enabled"]:
         return config["synthetic"]["out"]
-    return [f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()]
+    return [
+        f"{d['out']}/.complete-{name}.json" for name, d in config["downloads"].items()
+    ]
 
 
 def category_args():
@@ -145,7 +175,8 @@ def category_args():
 # ------------------------------------------------------------------ run selection
 def encoder_ckpt():
     """Point-MAE weights: the official checkpoint when base.model.point_mae.checkpoint names one
-    (e.g. modelnet_1k.pth), else our masked-autoencoder pretraining (rule pretrain_pointmae)."""
+    (e.g. modelnet_1k.pth), else our masked-autoencoder pretraining (rule pretrain_pointmae).
+    """
     path = config["base"].get("model", {}).get("point_mae", {}).get("checkpoint", "")
     return path or "results/pointmae/encoder.pt"
 

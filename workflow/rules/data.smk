@@ -4,6 +4,16 @@
 rule synth:
     output:
         directory(config["synthetic"]["out"]),
+    log:
+        "logs/synth.log",
+    benchmark:
+        "benchmarks/synth/synth.tsv"
+    conda:
+        "../../environment.yml"
+    threads: 2
+    resources:
+        runtime=30,
+        mem_mb=4000,
     params:
         per_class=config["synthetic"]["per_class"],
         n_unseen=config["synthetic"]["unseen_per_class"],
@@ -12,16 +22,6 @@ rule synth:
         seed=config["synthetic"]["seed"],
         cats=category_args(),
         code=code("synth"),
-    log:
-        "logs/synth.log",
-    benchmark:
-        "benchmarks/synth/synth.tsv"
-    threads: 2
-    resources:
-        runtime=30,
-        mem_mb=4000,
-    conda:
-        "../../environment.yml"
     shell:
         "mesc3d synth --out {output} --per-class {params.per_class} --unseen-per-class {params.n_unseen}"
         " --pix3d-seen-per-class {params.n_pix3d_seen}"
@@ -31,14 +31,14 @@ rule synth:
 rule download:
     output:
         "{root}/.complete-{name}.json",
-    params:
-        args=lambda wc: download_args(config, wc.name),
     log:
         "logs/download/{root}/{name}.log",
-    localrule: True
     retries: 2
+    localrule: True
     conda:
         "../../environment.yml"
+    params:
+        args=lambda wc: download_args(config, wc.name),
     shell:
         "mesc3d download {params.args} --name {wildcards.name} --out {wildcards.root} > {log} 2>&1"
 
@@ -49,16 +49,16 @@ rule resolve_config:
     # and the stage reruns, exactly when one of them changes.  {exp} = _base for the shared stages.
     output:
         "results/configs/{stage}/{exp}.yaml",
-    params:
-        cfg=lambda wc: shlex.quote(stage_config_json(wc.stage, wc.exp)),
+    log:
+        "logs/resolve_config/{stage}/{exp}.log",
     wildcard_constraints:
         stage="|".join(STAGES),
         exp="_base|[a-z][a-z0-9_]*",
-    log:
-        "logs/resolve_config/{stage}/{exp}.log",
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        cfg=lambda wc: shlex.quote(stage_config_json(wc.stage, wc.exp)),
     shell:
         "mesc3d resolve-config --json {params.cfg} --out {output} > {log} 2>&1"
 
@@ -67,8 +67,6 @@ rule prepare:
     input:
         root=data_root_input(),
         cfg=stage_config("prepare", "_base"),
-    params:
-        code=code("prepare"),
     output:
         train="results/data/train.npz",
         val="results/data/val.npz",
@@ -80,12 +78,14 @@ rule prepare:
         "logs/prepare.log",
     benchmark:
         "benchmarks/prepare/prepare.tsv"
+    conda:
+        "../../environment.yml"
     threads: 2
     resources:
         runtime=60,
         mem_mb=8000,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("prepare"),
     shell:
         "mesc3d prepare --config {input.cfg} --out results/data --workers {threads} > {log} 2>&1"
 
@@ -94,15 +94,27 @@ rule contact_sheet:
     input:
         root=data_root_input(),
         # data.source meshes: the tiles are prepare's renders of the meshes
-        renders=["results/data/summary.json"] if config["base"]["data"].get("source") == "meshes" else [],
-    params:
-        root=lambda wc: "results/data/renders" if config["base"]["data"].get("source") == "meshes" else config["base"]["data"]["root"],
-        code=code("contact-sheet"),
+        renders=(
+            ["results/data/summary.json"]
+            if config["base"]["data"].get("source") == "meshes"
+            else []
+        ),
     output:
-        report("results/figures/contact_sheet.png", caption="../report/contact_sheet.rst", category="Data"),
+        report(
+            "results/figures/contact_sheet.png",
+            caption="../report/contact_sheet.rst",
+            category="Data",
+        ),
     log:
         "logs/contact_sheet.log",
     conda:
         "../../environment.yml"
+    params:
+        root=lambda wc: (
+            "results/data/renders"
+            if config["base"]["data"].get("source") == "meshes"
+            else config["base"]["data"]["root"]
+        ),
+        code=code("contact-sheet"),
     shell:
         "mesc3d contact-sheet --root {params.root} --out {output} > {log} 2>&1"

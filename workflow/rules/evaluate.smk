@@ -13,26 +13,33 @@ rule evaluate:
         prompts=lambda wc: prompts_for(wc.exp),
         files=stage_inputs("evaluate"),
     output:
-        per_category=report("results/{evalset}/{exp}/per_category.csv", category="Evaluation",
-                            subcategory="{evalset}/{exp}"),
+        per_category=report(
+            "results/{evalset}/{exp}/per_category.csv",
+            category="Evaluation",
+            subcategory="{evalset}/{exp}",
+        ),
         per_shape="results/{evalset}/{exp}/per_shape.csv",
-        figure=report("results/{evalset}/{exp}/samples.png", category="Evaluation", subcategory="{evalset}/{exp}"),
-    params:
-        prompts=prompts_arg,
-        code=code("evaluate"),
-    wildcard_constraints:
-        evalset="|".join(EVAL_SETS),
-        exp=_names(kinds_where(rule="evaluate")),
+        figure=report(
+            "results/{evalset}/{exp}/samples.png",
+            category="Evaluation",
+            subcategory="{evalset}/{exp}",
+        ),
     log:
         "logs/evaluate/{evalset}/{exp}.log",
     benchmark:
         "benchmarks/evaluate/{evalset}/{exp}.tsv"
+    wildcard_constraints:
+        evalset="|".join(EVAL_SETS),
+        exp=_names(kinds_where(rule="evaluate")),
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         runtime=120,
         mem_mb=8000,
-    conda:
-        "../../environment.yml"
+    params:
+        prompts=prompts_arg,
+        code=code("evaluate"),
     shell:
         "mesc3d evaluate --config {input.cfg} --model {input.model} {params.prompts}"
         " --split {input.split} --out results/{wildcards.evalset}/{wildcards.exp} > {log} 2>&1"
@@ -46,21 +53,21 @@ rule baseline:
     output:
         per_category="results/eval/{exp}/per_category.csv",
         per_shape="results/eval/{exp}/per_shape.csv",
-    params:
-        kind=lambda wc: RUN_KINDS[SHEET.kind(wc.exp)].baseline,
-        code=code("baseline"),
-    wildcard_constraints:
-        exp=_names(kinds_where(rule="baseline")),
     log:
         "logs/baseline/{exp}.log",
     benchmark:
         "benchmarks/baseline/{exp}.tsv"
+    wildcard_constraints:
+        exp=_names(kinds_where(rule="baseline")),
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
-    conda:
-        "../../environment.yml"
+    params:
+        kind=lambda wc: RUN_KINDS[SHEET.kind(wc.exp)].baseline,
+        code=code("baseline"),
     shell:
         "mesc3d baseline --kind {params.kind} --config {input.cfg} --train {input.train}"
         " --split {input.split} --out results/eval/{wildcards.exp} > {log} 2>&1"
@@ -71,10 +78,10 @@ rule alias:
         lambda wc: f"results/eval/{SHEET.target(wc.exp)}/per_category.csv",
     output:
         "results/eval/{exp}/per_category.csv",
-    wildcard_constraints:
-        exp=_names(kinds_where(rule="alias")),
     log:
         "logs/alias/{exp}.log",
+    wildcard_constraints:
+        exp=_names(kinds_where(rule="alias")),
     localrule: True
     conda:
         "../../environment.yml"
@@ -91,24 +98,27 @@ rule zeroshot_eval:
         cfg_without=stage_config("zeroshot", config["zeroshot"]["without_prior"]),
         model_without=f"results/train/{config['zeroshot']['without_prior']}/model.pt",
         split="results/data/zeroshot.npz",
-        files=lambda wc: stage_inputs("zeroshot", wc.exp) + stage_inputs("zeroshot", config["zeroshot"]["without_prior"]),
-    params:
-        code=code("zeroshot"),
+        files=lambda wc: stage_inputs("zeroshot", wc.exp)
+        + stage_inputs("zeroshot", config["zeroshot"]["without_prior"]),
     output:
-        per_category=report("results/zeroshot/{exp}/per_category.csv", category="Zero-shot"),
+        per_category=report(
+            "results/zeroshot/{exp}/per_category.csv", category="Zero-shot"
+        ),
         figure=report("results/zeroshot/{exp}/samples.png", category="Zero-shot"),
-    wildcard_constraints:
-        exp=_names(kinds_where(trains=True)),
     log:
         "logs/zeroshot/{exp}.log",
     benchmark:
         "benchmarks/zeroshot/{exp}.tsv"
+    wildcard_constraints:
+        exp=_names(kinds_where(trains=True)),
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("zeroshot"),
     shell:
         "mesc3d zeroshot --config {input.cfg} --model {input.model} --prompts {input.prompts}"
         " --config-without {input.cfg_without} --model-without {input.model_without}"
@@ -120,21 +130,21 @@ rule complexity_run:
         cfg=stage_config("complexity"),
         files=stage_inputs("complexity"),
         weights=lambda wc: run_weights(wc.exp),
-    params:
-        code=code("complexity"),
     output:
         "results/complexity/{exp}.csv",
-    wildcard_constraints:
-        exp=_names(kinds_where(trains=True)),
     log:
         "logs/complexity/{exp}.log",
     benchmark:
         "benchmarks/complexity/{exp}.tsv"
+    wildcard_constraints:
+        exp=_names(kinds_where(trains=True)),
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         runtime=60,
         mem_mb=8000,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("complexity"),
     shell:
         "mesc3d complexity --config {input.cfg} --out {output} > {log} 2>&1"

@@ -8,21 +8,21 @@ rule pretrain_pointmae:
         cfg=stage_config("pretrain_pointmae", "_base"),
         train="results/data/train.npz",
         files=stage_inputs("pretrain_pointmae", "_base"),
-    params:
-        code=code("pretrain-pointmae"),
     output:
         "results/pointmae/encoder.pt",
     log:
         "logs/pretrain_pointmae.log",
     benchmark:
         "benchmarks/pretrain_pointmae/pretrain_pointmae.tsv"
+    conda:
+        "../../environment.yml"
     threads: 2
     resources:
         gpu=config.get("gpus_per_job", 1),
         runtime=720,
         mem_mb=16000,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("pretrain-pointmae"),
     shell:
         "mesc3d pretrain-pointmae --config {input.cfg} --train {input.train} --out {output} > {log} 2>&1"
 
@@ -33,20 +33,20 @@ rule cache_features:
         split="results/data/{split}.npz",
         encoder=encoder_ckpt(),
         files=stage_inputs("cache_features", "_base"),
-    params:
-        code=code("cache-features"),
     output:
         "results/features/{split}.h5",
     log:
         "logs/cache_features/{split}.log",
     benchmark:
         "benchmarks/cache_features/{split}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 2
     resources:
         runtime=120,
         mem_mb=8000,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("cache-features"),
     shell:
         "mesc3d cache-features --config {input.cfg} --split-file {input.split}"
         " --encoder-ckpt {input.encoder} --out {output} > {log} 2>&1"
@@ -59,8 +59,6 @@ rule pretrain_prompt:
         train="results/features/train.h5",
         val="results/features/val.h5",
         files=lambda wc: stage_inputs("pretrain_prompt", prompt_exp(wc.pkey)),
-    params:
-        code=code("pretrain-prompt"),
     output:
         prompts="results/pretrain/{pkey}/prompts.pt",
         retrieval=report("results/pretrain/{pkey}/retrieval.csv", category="Stage 1"),
@@ -68,13 +66,15 @@ rule pretrain_prompt:
         "logs/pretrain_prompt/{pkey}.log",
     benchmark:
         "benchmarks/pretrain_prompt/{pkey}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 2
     resources:
         gpu=config.get("gpus_per_job", 1),
         runtime=720,
         mem_mb=16000,
-    conda:
-        "../../environment.yml"
+    params:
+        code=code("pretrain-prompt"),
     shell:
         "mesc3d pretrain-prompt --config {input.cfg} --train-features {input.train}"
         " --val-features {input.val} --out {output.prompts} --retrieval-csv {output.retrieval} > {log} 2>&1"

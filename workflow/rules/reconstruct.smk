@@ -12,22 +12,27 @@ rule reconstruct_unseen:
     output:
         csv=report("results/tables/reconstruct_masks.csv", category="Reconstruction"),
         md="results/tables/reconstruct_masks.md",
-        sheet=report("results/figures/reconstruct_unseen.png", category="Reconstruction"),
-    params:
-        root=lambda wc: config["base"]["data"]["root"],
-        cats=" ".join(config["base"]["data"].get("unseen_categories") or ["bed", "bookcase", "desk", "tool"]),
-        prompts=prompts_arg,
-        code=code("reconstruct"),
+        sheet=report(
+            "results/figures/reconstruct_unseen.png", category="Reconstruction"
+        ),
     log:
         "logs/reconstruct_unseen.log",
     benchmark:
         "benchmarks/reconstruct/unseen.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         runtime=30,
         mem_mb=6000,
-    conda:
-        "../../environment.yml"
+    params:
+        root=lambda wc: config["base"]["data"]["root"],
+        cats=" ".join(
+            config["base"]["data"].get("unseen_categories")
+            or ["bed", "bookcase", "desk", "tool"]
+        ),
+        prompts=prompts_arg,
+        code=code("reconstruct"),
     shell:
         "mesc3d reconstruct --pix3d-root {params.root} --categories {params.cats} --model {input.model}"
         " {params.prompts} --table results/tables/reconstruct_masks --sheet {output.sheet} > {log} 2>&1"

@@ -8,13 +8,13 @@ rule manifest:
     # a label edit rewrites one manifest and rebuilds only the tables that run is in.
     output:
         "results/manifests/{exp}.json",
-    params:
-        manifest=lambda wc: SHEET.manifest_json(wc.exp),
-    wildcard_constraints:
-        exp=_names(list(RUN_KINDS)),
     log:
         "logs/manifest/{exp}.log",
+    wildcard_constraints:
+        exp=_names(list(RUN_KINDS)),
     localrule: True
+    params:
+        manifest=lambda wc: SHEET.manifest_json(wc.exp),
     run:
         from mesc3d.io import write_text
 
@@ -27,19 +27,21 @@ rule table:
     input:
         lambda wc: table_inputs(wc.table),
     output:
-        csv=report("results/tables/{table}.csv", category="Tables", subcategory="{table}"),
+        csv=report(
+            "results/tables/{table}.csv", category="Tables", subcategory="{table}"
+        ),
         tex="results/tables/{table}.tex",
         md="results/tables/{table}.md",
-    params:
-        table=lambda wc: table_arg(TABLE_IDS[wc.table]),
-        code=code("tables"),
-    wildcard_constraints:
-        table="|".join(TABLE_FILES.values()),
     log:
         "logs/tables/{table}.log",
+    wildcard_constraints:
+        table="|".join(TABLE_FILES.values()),
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        table=lambda wc: table_arg(TABLE_IDS[wc.table]),
+        code=code("tables"),
     shell:
         "mesc3d tables --results results --out results/tables --table {params.table:q} > {log} 2>&1"
 
@@ -47,9 +49,6 @@ rule table:
 rule tables:
     input:
         [f"results/tables/{TABLE_FILES[t]}.tex" for t in selected_tables()],
-    params:
-        tables=[table_arg(t) for t in selected_tables()],
-        code=code("tables"),
     output:
         tex="results/tables/all.tex",
         long="results/tables/tables_long.csv",
@@ -58,6 +57,9 @@ rule tables:
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        tables=[table_arg(t) for t in selected_tables()],
+        code=code("tables"),
     shell:
         "mesc3d tables --results results --out results/tables --index-only --table {params.tables:q} > {log} 2>&1"
 
@@ -65,8 +67,6 @@ rule tables:
 rule compute_cost:
     input:
         "results/tables/all.tex",
-    params:
-        code=code("compute-cost"),
     output:
         csv=report("results/tables/compute_cost.csv", category="Tables"),
         md="results/tables/compute_cost.md",
@@ -75,5 +75,7 @@ rule compute_cost:
     localrule: True
     conda:
         "../../environment.yml"
+    params:
+        code=code("compute-cost"),
     shell:
         "mesc3d compute-cost --benchmarks benchmarks --out results/tables/compute_cost > {log} 2>&1"

@@ -15,25 +15,26 @@ rule train:
     output:
         model="results/train/{exp}/model.pt",
         metrics="results/train/{exp}/metrics.csv",
-    params:
-        prompts=prompts_arg,
-        code=code("train"),
-        # one process per GPU inside the job (DistributedDataParallel); plain `mesc3d` otherwise
-        launcher=lambda wc, resources: (
-            "mesc3d" if resources.gpu <= 1
-            else f"torchrun --standalone --nnodes 1 --nproc_per_node {resources.gpu} -m mesc3d"
-        ),
     log:
         "logs/train/{exp}.log",
     benchmark:
         "benchmarks/train/{exp}.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         gpu=config.get("gpus_per_job", 1),
         runtime=2880,
         mem_mb=32000,
-    conda:
-        "../../environment.yml"
+    params:
+        prompts=prompts_arg,
+        code=code("train"),
+        # one process per GPU inside the job (DistributedDataParallel); plain `mesc3d` otherwise
+        launcher=lambda wc, resources: (
+            "mesc3d"
+            if resources.gpu <= 1
+            else f"torchrun --standalone --nnodes 1 --nproc_per_node {resources.gpu} -m mesc3d"
+        ),
     shell:
         "{params.launcher} train --config {input.cfg} --train {input.train} --val {input.val}"
         " --encoder-ckpt {input.encoder} {params.prompts} --out results/train/{wildcards.exp} > {log} 2>&1"

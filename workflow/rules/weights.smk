@@ -8,15 +8,15 @@ import re
 rule download_weights:
     output:
         "{wpath}",
-    wildcard_constraints:
-        wpath="|".join(re.escape(p) for p in WEIGHTS_BY_PATH) or "NO_WEIGHTS_CONFIGURED",
-    params:
-        args=lambda wc: weights_args(config, wc.wpath),
     log:
         "logs/download_weights/{wpath}.log",
-    localrule: True
+    wildcard_constraints:
+        wpath="|".join(re.escape(p) for p in WEIGHTS_BY_PATH) or "NO_WEIGHTS_CONFIGURED",
     retries: 2
+    localrule: True
     conda:
         "../../environment.yml"
+    params:
+        args=lambda wc: weights_args(config, wc.wpath),
     shell:
         "mesc3d download {params.args} > {log} 2>&1"
