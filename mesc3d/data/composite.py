@@ -8,7 +8,7 @@ content (an ellipse or band cut from the same place of the background) is put ba
 the object, so the object is partly covered by the photo.  It returns the photo, the true visible
 mask (bool (H, W)) and the mask's box ``(x0, y0, x1, y1)`` (x1/y1 exclusive).
 
-``PHOTOS`` lists the real photos that ship with scikit-image, split into ``TUNE_PHOTOS`` (the
+``PHOTOS`` lists the real photos that ship with scikit-image (and matplotlib's one), split into ``TUNE_PHOTOS`` (the
 grounding head is trained and its constants tuned on these) and ``HELD_OUT_PHOTOS`` (benchmark
 figures are reported on these only).  ``photo(name)`` returns one as (H, W, 3) uint8 (grey ones
 repeated over three channels).  ``procedural_background`` is the cluttered background of the
@@ -25,19 +25,28 @@ from mesc3d.data.shapes import make_shape, palette, shape_rng
 
 HELD_OUT_PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "retina", "camera")
 TUNE_PHOTOS = ("hubble_deep_field", "immunohistochemistry", "brick", "grass", "gravel", "moon", "clock",
-               "coins", "page", "text", "cell", "colorwheel")
+               "coins", "page", "text", "cell", "colorwheel", "motorcycle", "grace_hopper")
 PHOTOS = HELD_OUT_PHOTOS + TUNE_PHOTOS
 # shape seeds: never the 0 of the default procedural benchmark, different for training and benchmark
 TRAIN_SHAPE_SEED, BENCH_SHAPE_SEED = 7919, 104729
 
 
 def photo(name: str, max_side: int = 640) -> np.ndarray:
-    """A scikit-image sample photo -> (H, W, 3) uint8, longer side at most ``max_side``."""
+    """A sample photo -> (H, W, 3) uint8, longer side at most ``max_side``.  ``motorcycle`` is the
+    left view of scikit-image's stereo pair, ``grace_hopper`` matplotlib's sample photo."""
     import skimage.data
 
     if name not in PHOTOS:
         raise ValueError(f"unknown photo {name!r}; known: {list(PHOTOS)}")
-    img = np.asarray(getattr(skimage.data, name)())
+    if name == "motorcycle":
+        img = np.asarray(skimage.data.stereo_motorcycle()[0])
+    elif name == "grace_hopper":
+        from matplotlib import cbook
+
+        with cbook.get_sample_data("grace_hopper.jpg") as fh:
+            img = np.asarray(Image.open(fh).convert("RGB"))
+    else:
+        img = np.asarray(getattr(skimage.data, name)())
     if img.dtype != np.uint8:
         img = np.clip(img * (255.0 if img.max() <= 1 else 1.0), 0, 255).astype(np.uint8)
     if img.ndim == 2:

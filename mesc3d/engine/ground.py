@@ -27,11 +27,14 @@ import torch
 from mesc3d.categories import ALL_NAMES
 from mesc3d.models import grounding as gr
 from mesc3d.models import grounding_head as gh
+from mesc3d.models import window_search as ws
 
 log = logging.getLogger(__name__)
 TABLE_VERSION = "imagenet_minilm_v1"
 VOCAB_MIN_COS = 0.6
 CAM_WEIGHT = 0.1
+ZOOM_CANDIDATES, ZOOM_CANDIDATE_THRESHOLD = 3, 0.35
+ZOOM_MAX_FRAC = 0.4  # second look when the box's longer side is under this share of the shorter photo side
 
 
 def cache_dir() -> Path:
@@ -94,6 +97,7 @@ class Grounder:
         self.vocab_emb = self.text_index.encode(self.vocab)  # (V, 384)
         self.threshold, self.min_similarity = threshold, min_similarity
         self._text_cache: dict[str, tuple] = {}
+        self.zoom = True
 
     def vocab_class(self, text: str) -> tuple[int | None, float]:
         key = text.strip().lower()
@@ -111,7 +115,8 @@ class Grounder:
 
     @torch.no_grad()
     def score(self, rgb: np.ndarray, text: str) -> tuple[np.ndarray | None, str, list[str]]:
-        """-> (score map (H, W) or None, source, what was used)."""
+        """-> (score map (H, W) or None, source, what was used); source ``head``/``head+cam`` when
+        the text has a vocabulary class."""
         (vc, vcos), (ids, names, cos, best) = self._text(text)
         hw = rgb.shape[:2]
         pyr, feats, logits = gh.pyramid(self.net, gh.network_input(rgb))
@@ -135,7 +140,21 @@ class Grounder:
         box = gh.score_box(score, self.threshold) if score is not None else None
         if box is None:
             return gr.centre_box(w, h), "centre", used
+        small = max(box[2] - box[0], box[3] - box[1]) < ZOOM_MAX_FRAC * min(h, w)
+        if source.startswith("head") and self.zoom and small:
+            box = self.second_look(rgb, score, self._text(text)[0][0]) or box
         return box, source, used
+
+    def second_look(self, rgb: np.ndarray, score: np.ndarray, class_index: int):
+        """The best of the map's candidate regions, seen again zoomed (``mesc3d.models.window_search``)."""
+        cands = ws.candidates(score, ZOOM_CANDIDATE_THRESHOLD, ZOOM_CANDIDATES)
+        if not cands:
+            return None
+        wins = ws.windows([b for b, _ in cands], rgb.shape[:2])
+        maps = ws.zoom_scores(self.net, self.head, rgb, wins, class_index)
+        best = int(np.argmax([float(m.max()) for m in maps]))
+        inner = gh.score_box(maps[best], self.threshold)
+        return ws.box_in_window(inner, wins[best], rgb.shape[:2]) if inner is not None else None
 
     def ground(self, rgb: np.ndarray, text: str, masker=None):
         """-> (mask (H, W) bool, box, box source, used); ``masker(rgb, box)`` defaults to GrabCut."""

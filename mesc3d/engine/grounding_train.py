@@ -2,9 +2,10 @@
 
 Training scenes: for each of the 17 classes, ``per_class`` procedural shapes (shape seed
 ``TRAIN_SHAPE_SEED``, never the benchmark's or the default data's) rendered from a random camera and
-pasted, at 8-90 % of the shorter side, onto a random square crop of a *tune* scikit-image photo
+pasted, at 6-90 % of the shorter side (log-uniform), onto a random square crop of a *tune* photo
 (grey ones tinted with a random colour ramp, random flips) or onto a procedural cluttered
-background; 30 % are partly covered by the photo's own content.  The benchmark's held-out photos
+background; 30 % are partly covered by the photo's own content, 25 % hold a second object of
+another class (labelled as its class).  The benchmark's held-out photos
 are never used.  EfficientNet-Lite0 stays frozen: its pyramid features are computed once, then the
 head is fitted with per-cell cross-entropy (label = the class where the object covers >= 40 % of a
 stride-16 cell, background where it covers < 5 %, ignored in between).
@@ -59,17 +60,24 @@ def training_background(rng: np.random.Generator, photos: dict[str, np.ndarray],
 
 
 def build_scenes(per_class: int, seed: int = 0, side: int = GRID_SIDE):
-    """-> list of (photo (side, side, 3), mask (side, side), class index)."""
+    """-> list of (photo (side, side, 3), mask (side, side), class index, None or (mask, class index)
+    of a second object)."""
     photos = {n: cp.photo(n) for n in cp.TUNE_PHOTOS}
     rng = np.random.default_rng([seed, 31])
     scenes = []
     for ci, cat in enumerate(ALL_NAMES):
         for k in range(per_class):
-            rgba = cp.render_object(cat, cp.TRAIN_SHAPE_SEED + seed, k)
             bg = training_background(rng, photos, side)
-            frac = float(rng.uniform(0.08, 0.9))
+            if rng.uniform() < 0.25:  # a second object of another class: the head must tell them apart
+                other = ALL_NAMES[(ci + int(rng.integers(1, len(ALL_NAMES)))) % len(ALL_NAMES)]
+                bg, second, _ = cp.composite(bg, cp.render_object(other, cp.TRAIN_SHAPE_SEED + seed, 10_000 + k),
+                                             rng, float(np.exp(rng.uniform(np.log(0.08), np.log(0.5)))))
+            else:
+                second = None
+            rgba = cp.render_object(cat, cp.TRAIN_SHAPE_SEED + seed, k)
+            frac = float(np.exp(rng.uniform(np.log(0.06), np.log(0.9))))  # log-uniform: many small objects
             img, mask, _ = cp.composite(bg, rgba, rng, frac, occlude=bool(rng.uniform() < 0.3))
-            scenes.append((img, mask, ci))
+            scenes.append((img, mask, ci, None if second is None else (second & ~mask, ALL_NAMES.index(other))))
     return scenes
 
 
@@ -88,10 +96,14 @@ def cell_labels(mask: np.ndarray, grid: tuple[int, int], class_index: int) -> to
 def scene_features(net, scenes) -> tuple[torch.Tensor, torch.Tensor]:
     """Scenes -> (pyramid features (N, D, h, w) float16, cell labels (N, h, w))."""
     feats, labels = [], []
-    for img, mask, ci in scenes:
+    for img, mask, ci, second in scenes:
         pyr, _, _ = pyramid(net, network_input(img))  # (1, D, h, w)
         feats.append(pyr[0].half())
-        labels.append(cell_labels(mask, tuple(pyr.shape[-2:]), ci))
+        lab = cell_labels(mask, tuple(pyr.shape[-2:]), ci)
+        if second is not None and second[0].any():
+            lab2 = cell_labels(second[0], tuple(pyr.shape[-2:]), second[1])
+            lab = torch.where((lab2 != 0) & (lab <= 0), lab2, lab)  # the second object's cells, where free
+        labels.append(lab)
     return torch.stack(feats), torch.stack(labels)
 
 

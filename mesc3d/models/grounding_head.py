@@ -24,7 +24,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-GRID_SIDE = 384  # longer side of the photo as the network sees it (a multiple of 32)
+GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
 HEAD_VERSION = 1
 
