@@ -33,11 +33,11 @@ def evaluate(grounder, scenes) -> list[dict]:
 
     rows = []
     for s in scenes:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         mask, box, source, _ = grounder.ground(s["image"], s["category"])
-        sec = time.perf_counter() - t
+        sec, cpu = time.perf_counter() - t, time.process_time() - c
         rows.append({"category": s["category"], "photo": s["photo"], "box_iou": box_iou(box, s["box"]),
-                     "mask_iou": mask_iou(mask, s["mask"]), "source": source, "seconds": sec,
+                     "mask_iou": mask_iou(mask, s["mask"]), "source": source, "seconds": sec, "cpu_seconds": cpu,
                      "size": max(s["box"][2] - s["box"][0], s["box"][3] - s["box"][1])
                      / min(s["image"].shape[:2])})
     return rows
@@ -86,7 +86,8 @@ def main() -> None:
     md += [f"| {r.category} | {r.n} | {r.box_iou:.3f} | {r.mask_iou:.3f} | {100 * r.hit50:.0f} % | {r.seconds:.2f} |"
            for r in per.itertuples(index=False)]
     print("\n".join(md))
-    print(f"photos: {args.photos} ({', '.join(photos)}); {args.threads} threads; "
+    cpu = float(np.mean([r["cpu_seconds"] for r in rows]))
+    print(f"photos: {args.photos} ({', '.join(photos)}); {args.threads} threads; {cpu:.2f} CPU s/photo; "
           f"load average before {load0[0]:.2f}, after {load1[0]:.2f}")
     if args.out:
         import pandas as pd

@@ -11,8 +11,9 @@ trained on first use).  Per photo, one EfficientNet pass gives two score maps (H
   >= 0.45) against the photo's own top classes.
 
 Fused: ``head + CAM_WEIGHT * cam`` when the text has a vocabulary class, ``cam`` alone otherwise.
-The box is the region above ``threshold`` of the peak holding the most score; GrabCut turns it into
-a mask, and the final box is the mask's.  Text that matches neither uses the centre box (warned).
+The box is the region above ``threshold`` of the peak holding the most score; when it is small, the
+best of the map's candidate regions is seen again zoomed (``mesc3d.models.grounding_head``) and the
+box taken from that view.  GrabCut turns the box into a mask; the reported box is the mask's.  Text that matches neither uses the centre box (warned).
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ import torch
 from mesc3d.categories import ALL_NAMES
 from mesc3d.models import grounding as gr
 from mesc3d.models import grounding_head as gh
-from mesc3d.models import window_search as ws
 
 log = logging.getLogger(__name__)
 TABLE_VERSION = "imagenet_minilm_v1"
@@ -146,15 +146,15 @@ class Grounder:
         return box, source, used
 
     def second_look(self, rgb: np.ndarray, score: np.ndarray, class_index: int):
-        """The best of the map's candidate regions, seen again zoomed (``mesc3d.models.window_search``)."""
-        cands = ws.candidates(score, ZOOM_CANDIDATE_THRESHOLD, ZOOM_CANDIDATES)
+        """The best of the map's candidate regions, seen again zoomed (``mesc3d.models.grounding_head``)."""
+        cands = gh.candidates(score, ZOOM_CANDIDATE_THRESHOLD, ZOOM_CANDIDATES)
         if not cands:
             return None
-        wins = ws.windows([b for b, _ in cands], rgb.shape[:2])
-        maps = ws.zoom_scores(self.net, self.head, rgb, wins, class_index)
+        wins = gh.windows([b for b, _ in cands], rgb.shape[:2])
+        maps = gh.zoom_scores(self.net, self.head, rgb, wins, class_index)
         best = int(np.argmax([float(m.max()) for m in maps]))
         inner = gh.score_box(maps[best], self.threshold)
-        return ws.box_in_window(inner, wins[best], rgb.shape[:2]) if inner is not None else None
+        return gh.box_in_window(inner, wins[best], rgb.shape[:2]) if inner is not None else None
 
     def ground(self, rgb: np.ndarray, text: str, masker=None):
         """-> (mask (H, W) bool, box, box source, used); ``masker(rgb, box)`` defaults to GrabCut."""
@@ -163,7 +163,7 @@ class Grounder:
         if not mask.any():
             mask = gr.grabcut_mask(rgb, box)
         mb = gr.mask_box(mask) if source != "centre" else None
-        return mask, (mb or box), source, used
+        return mask, tuple(int(v) for v in (mb or box)), source, used
 
 
 __all__ = ["ALL_NAMES", "Grounder", "TextToImageNet", "cache_dir"]

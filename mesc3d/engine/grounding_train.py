@@ -118,6 +118,12 @@ def fit_head(x_all: torch.Tensor, y_all: torch.Tensor, steps: int = 400, batch: 
     weight = torch.ones(1 + len(ALL_NAMES))
     weight[0] = 0.5  # background cells outnumber object cells
     head.train()
+    with torch.enable_grad():  # callers may run under no_grad (inference CLIs train the head on first use)
+        _fit_steps(head, opt, sched, x_all, y_all, steps, batch, gen, weight)
+    return head.eval()
+
+
+def _fit_steps(head, opt, sched, x_all, y_all, steps, batch, gen, weight) -> None:
     for step in range(steps):
         idx = torch.randint(len(x_all), (batch,), generator=gen)
         x, y = x_all[idx].float(), y_all[idx]
@@ -130,7 +136,6 @@ def fit_head(x_all: torch.Tensor, y_all: torch.Tensor, steps: int = 400, batch: 
         sched.step()
         if step % 100 == 0 or step == steps - 1:
             log.info("grounding head step %d/%d: loss %.4f", step + 1, steps, float(loss.detach()))
-    return head.eval()
 
 
 def train_head(net, per_class: int = 60, steps: int = 400, seed: int = 0) -> GroundingHead:

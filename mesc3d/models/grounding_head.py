@@ -14,7 +14,8 @@ One EfficientNet-Lite0 pass over the photo (longer side ``GRID_SIDE`` pixels, as
   about when the text names something else.
 
 ``score_box(score, threshold)`` turns an (H, W) score map into a box: the connected region above
-``threshold * peak`` holding the most score.  All maps are numpy (H, W) at photo resolution.
+``threshold * peak`` holding the most score; ``candidates`` / ``windows`` / ``zoom_scores`` give the
+best regions a second, zoomed look in one batch.  All maps are numpy (H, W) at photo resolution.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.nn import functional as F
+
+from mesc3d.models.grounding import clip_box, largest_component_box
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
@@ -126,8 +129,6 @@ def contrastive_cam(net, feats: torch.Tensor, logits: torch.Tensor, class_ids: l
 def score_box(score: np.ndarray, threshold: float = 0.5, pad: float = 0.03) -> tuple[int, int, int, int] | None:
     """(H, W) score map -> the padded box of the connected region above ``threshold * peak`` holding
     the most score, or None when the map is flat zero."""
-    from mesc3d.models.grounding import clip_box, largest_component_box
-
     peak = float(score.max())
     if peak <= 0:
         return None
@@ -138,3 +139,63 @@ def score_box(score: np.ndarray, threshold: float = 0.5, pad: float = 0.03) -> t
     x0, y0, x1, y1 = box
     px, py = pad * (x1 - x0), pad * (y1 - y0)
     return clip_box((x0 - px, y0 - py, x1 + px, y1 + py), w, h)
+
+
+# ------------------------------------------------------------------ second look: zoomed windows
+# A photo-wide map sees a small object in two or three 16-pixel cells, and a real object that
+# resembles the text's class as strongly as the object itself.  ``candidates`` takes the ``k``
+# connected regions above ``threshold * peak`` holding the most score; ``windows`` puts a square
+# around each (``context`` x its longer side, at least ``min_side`` px, inside the photo);
+# ``zoom_scores`` runs EfficientNet-Lite0 + the head on all windows as one batch of ``ZOOM_SIDE``
+# px crops and returns each window's score map; the engine keeps the window whose map peaks highest.
+ZOOM_SIDE = 256
+
+
+def candidates(score: np.ndarray, threshold: float = 0.35, k: int = 3) -> list[tuple[tuple[int, int, int, int], float]]:
+    """(H, W) map -> up to ``k`` (box, score mass) of its regions above ``threshold * peak``, best first."""
+    import cv2
+
+    peak = float(score.max())
+    if peak <= 0:
+        return []
+    n, labels, stats, _ = cv2.connectedComponentsWithStats((score >= threshold * peak).astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return []
+    mass = np.bincount(labels.ravel(), weights=score.ravel(), minlength=n)[1:]
+    order = np.argsort(-mass)[:k]
+    out = []
+    for i in order:
+        x, y, w, h = (int(stats[1 + i, c]) for c in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
+                                                     cv2.CC_STAT_HEIGHT))
+        out.append(((x, y, x + w, y + h), float(mass[i])))
+    return out
+
+
+def windows(boxes, hw: tuple[int, int], context: float = 1.8, min_side: int = 96) -> list[tuple[int, int, int]]:
+    """Boxes -> square windows (left, top, side) around them, inside an (H, W) photo where it fits."""
+    h, w = hw
+    out = []
+    for x0, y0, x1, y1 in boxes:
+        side = int(min(max(context * max(x1 - x0, y1 - y0), min_side), min(h, w)))
+        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+        left = int(np.clip(round(cx - side / 2), 0, w - side))
+        top = int(np.clip(round(cy - side / 2), 0, h - side))
+        out.append((left, top, side))
+    return out
+
+
+@torch.no_grad()
+def zoom_scores(net, head, rgb: np.ndarray, wins, class_index: int, side: int = ZOOM_SIDE) -> list[np.ndarray]:
+    """Each window (left, top, s) of the photo, resized to ``side`` -> its score map (s, s)."""
+    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
+    batch = torch.stack([F.interpolate(x[None, :, t:t + s, l:l + s], size=(side, side), mode="bilinear",
+                                       align_corners=False, antialias=True)[0] for l, t, s in wins])
+    pyr, _, _ = pyramid(net, batch * 2.0 - 1.0)  # (K, D, side/16, side/16)
+    return [head_score(head, pyr[i:i + 1], class_index, (s, s)) for i, (_, _, s) in enumerate(wins)]
+
+
+def box_in_window(box, win, hw) -> tuple[int, int, int, int]:
+    """A box in window coordinates -> photo coordinates."""
+    left, top, _ = win
+    x0, y0, x1, y1 = box
+    return clip_box((x0 + left, y0 + top, x1 + left, y1 + top), hw[1], hw[0])
