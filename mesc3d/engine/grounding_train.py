@@ -12,7 +12,7 @@ stride-16 cell, background where it covers < 5 %, ignored in between).
 
 Deterministic for a given seed and thread count.  ``load_or_train(path)``: read a head file, or
 (``path`` None) the one cached under ``$MESC3D_CACHE`` -- training and caching it atomically first
-when absent (about two minutes on one core).
+when absent (about four CPU minutes on one thread).
 """
 
 from __future__ import annotations
