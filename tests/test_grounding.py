@@ -1,0 +1,100 @@
+"""Grounding on real photos: composited scenes, the head, score maps, and a test-sized benchmark."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mesc3d.data import composite as cp
+from mesc3d.models import grounding as gr
+from mesc3d.models import grounding_head as gh
+
+
+def test_composite_scene_truth_is_consistent():
+    from scipy.ndimage import binary_dilation
+
+    bg = cp.photo("coffee")
+    n_covered = 0
+    for k in range(5):
+        img, mask, box = cp.make_scene("airplane", bg, cp.BENCH_SHAPE_SEED, k, occlude_p=0.0)
+        assert img.shape == bg.shape and mask.shape == bg.shape[:2] and mask.any()
+        assert gr.mask_box(mask) == box
+        side = max(box[2] - box[0], box[3] - box[1]) / min(bg.shape[:2])
+        assert 0.1 - 0.01 <= side <= 0.5 + 0.01  # the object's longer side: 10-50 % of the photo side
+        changed = np.abs(img.astype(int) - bg.astype(int)).sum(2) > 0
+        far = changed & ~binary_dilation(mask, iterations=3)
+        assert far.sum() <= 0.03 * mask.sum()  # outside the mask: anti-aliased edges, faint thin parts
+        _, covered, cbox = cp.make_scene("airplane", bg, cp.BENCH_SHAPE_SEED, k, occlude_p=1.0)
+        assert not (covered & ~mask).any() and gr.mask_box(covered) == cbox  # same place, part covered
+        n_covered += int(covered.sum() < mask.sum())
+    assert n_covered >= 3
+
+
+def test_held_out_and_tune_photos_are_disjoint():
+    assert not set(cp.HELD_OUT_PHOTOS) & set(cp.TUNE_PHOTOS)
+    assert {"coffee", "chelsea", "astronaut", "rocket"} <= set(cp.HELD_OUT_PHOTOS)
+    assert cp.TRAIN_SHAPE_SEED != cp.BENCH_SHAPE_SEED and 0 not in (cp.TRAIN_SHAPE_SEED, cp.BENCH_SHAPE_SEED)
+
+
+def test_box_iou_and_score_box():
+    assert gr.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
+    assert gr.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
+    score = np.zeros((100, 120))
+    score[10:30, 20:60] = 1.0  # the strongest region
+    score[60:95, 70:110] = 0.6  # weaker, below half of the peak after scaling below
+    assert gh.score_box(score * np.where(score < 1, 0.8, 1.0), 0.5, pad=0.0) == (20, 10, 60, 30)
+    assert gh.score_box(np.zeros((8, 8))) is None
+
+
+def test_head_fits_and_round_trips(tmp_path):
+    from mesc3d.engine.grounding_train import cell_labels, fit_head, read_head, save_head
+
+    mask = np.zeros((64, 64), bool)
+    mask[:32, :32] = True
+    lab = cell_labels(mask, (4, 4), 2)
+    assert lab[0, 0] == 3 and lab[3, 3] == 0
+    torch.manual_seed(0)
+    x = torch.randn(4, gh.PYRAMID_DIM, 4, 4).half()
+    y = torch.stack([lab] * 4)
+    head = fit_head(x, y, steps=30, batch=4)
+    save_head(head, tmp_path / "h.pt")
+    again = read_head(tmp_path / "h.pt")
+    assert again.classes == head.classes and len(head.classes) == 17
+    assert torch.equal(again(x[:1].float()), head(x[:1].float()))
+    (tmp_path / "bad.pt").write_text("nope")
+    from mesc3d.errors import BadInputError
+
+    with pytest.raises(BadInputError, match="not a grounding head"):
+        read_head(tmp_path / "bad.pt")
+
+
+@pytest.fixture(scope="module")
+def small_head(tmp_path_factory):
+    """A head trained like the real one, on fewer scenes and steps (test-sized)."""
+    from mesc3d.engine.grounding_train import save_head, train_head
+    from mesc3d.models.effnet_lite0 import load_effnet_lite0
+
+    torch.set_num_threads(1)
+    path = tmp_path_factory.mktemp("ghead") / "head.pt"
+    save_head(train_head(load_effnet_lite0(), per_class=8, steps=200), path)
+    return path
+
+
+@pytest.mark.slow
+def test_small_benchmark_on_held_out_photos(small_head, tmp_path, monkeypatch):
+    """Test-sized grounding benchmark: one scene per class on the held-out photos."""
+    import sys
+    from pathlib import Path
+
+    monkeypatch.setenv("MESC3D_CACHE", str(tmp_path / "cache"))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+    from grounding import evaluate, summary
+
+    from mesc3d.engine.ground import Grounder
+
+    grounder = Grounder(head_path=small_head)
+    per = summary(evaluate(grounder, cp.benchmark_scenes(1)))
+    mean = per[per["category"] == "mean"].iloc[0]
+    assert mean["n"] == 17
+    assert mean["box_iou"] > 0.4 and mean["hit50"] > 0.5, per.to_string()
