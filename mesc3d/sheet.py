@@ -230,10 +230,18 @@ class Sheet:
         run = self._config_key(spec.runs)
         return [run] if run else []
 
-    def table_runs(self, table: str) -> list[str]:
-        """The runs a table takes, every row followed by its seed replicas (``{exp}__s{k}``)."""
+    def seed_runs(self, table: str) -> list[str]:
+        """The table's rows, every row followed by its seed replicas (``{exp}__s{k}``)."""
         n = self.table_seeds(table)
         return [replica(e, k) for e in self.table_rows(table) for k in range(n)]
+
+    def table_runs(self, table: str) -> list[str]:
+        """What ``mesc3d tables`` is given for a table: its runs with their seed replicas; for the
+        claims table one ``CLAIM:RUN_A:RUN_B:N_SEEDS`` item per claim."""
+        if TABLES[table].runs == "claims":
+            n = self.table_seeds(table)
+            return [f"{c.id}:{a}:{b}:{n}" for c, a, b in self.claims()]
+        return self.seed_runs(table)
 
     def claims(self) -> list[tuple[Any, str, str]]:
         """(claim, run a, run b) of every claim of ``mesc3d.table_specs.CLAIMS`` whose arms are runs of
@@ -280,10 +288,7 @@ class Sheet:
 
     def table_arg(self, table: str) -> str:
         """``mesc3d tables --table`` value: ``ID=run,run,...`` (a rerun trigger: the table's run list,
-        seed replicas included); the claims table: ``claims=CLAIM:RUN_A:RUN_B:N_SEEDS,...``."""
-        if TABLES[table].runs == "claims":
-            n = self.table_seeds(table)
-            return f"{table}={','.join(f'{c.id}:{a}:{b}:{n}' for c, a, b in self.claims())}"
+        seed replicas included; the claims table: its claim items, see ``table_runs``)."""
         return f"{table}={','.join(self.table_runs(table))}"
 
     def curve_runs(self, table: str) -> list[list]:

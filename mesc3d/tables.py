@@ -34,7 +34,7 @@ from mesc3d.categories import PIX3D_ALL, SEEN
 from mesc3d.errors import BadInputError
 from mesc3d.metric_spec import BETTER, CONVENTION, CONVENTION_TEX, FMT, METRIC_LABEL
 from mesc3d.registries import LOSSES, RUN_KINDS
-from mesc3d.table_specs import CLAIMS, MANIFEST, TABLES, TableSpec, split_replica
+from mesc3d.table_specs import CLAIMS, MANIFEST, TABLES, TableSpec, replica, split_replica
 from mesc3d.table_render import Column, Spread, Table, latex_escape
 
 log = logging.getLogger(__name__)
@@ -442,13 +442,13 @@ def build_pretrain_retrieval(results: str | Path) -> Table | None:
 
 
 def _claim_arms(store: ResultStore, claim, a: str, b: str, k: int) -> tuple[Path, Path]:
-    """Per-shape result files of seed k of both arms of a claim (arms given as the runs of seed 0)."""
-    ra, rb = (a if k == 0 else f"{a}__s{k}"), (b if k == 0 else f"{b}__s{k}")
+    """Per-shape result files of seed k of both arms of a claim (the arms: runs with results of their
+    own, aliases already resolved by the workflow)."""
+    ra, rb = replica(a, k), replica(b, k)
     if claim.source == "zeroshot":  # the with-prior run's folder holds both (seed k vs seed k)
-        folder = store.results / "zeroshot" / store.target(ra)
+        folder = store.results / "zeroshot" / ra
         return folder / "per_shape_with.csv", folder / "per_shape_without.csv"
-    return (store.results / "eval" / store.target(ra) / "per_shape.csv",
-            store.results / "eval" / store.target(rb) / "per_shape.csv")
+    return store.results / "eval" / ra / "per_shape.csv", store.results / "eval" / rb / "per_shape.csv"
 
 
 def claim_rows(store: ResultStore, item: str) -> list[tuple[str, str, list]]:
@@ -497,7 +497,7 @@ def claim_rows(store: ResultStore, item: str) -> list[tuple[str, str, list]]:
     return out
 
 
-def build_claims(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
+def build_claims(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table | None:
     """One row per claim (and per class of a per-class claim): effect of arm A over arm B, its 95%
     interval (mesc3d.stats) and the verdict."""
     from mesc3d import stats
@@ -514,13 +514,14 @@ def build_claims(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
     for item in store.table_runs.get(spec.id, []):
         for key, label, line in claim_rows(store, item):
             rows.append(key), labels.append(label), sections.append("claims"), cells.append(line)
+    if not any(line[-1] != "no results" for line in cells):
+        return None
     head = (f"{spec.caption} Metric columns are the metric's table scale; A and B are the arms' class means "
             f"averaged over the seeds. Verdict: holds = the interval excludes 0 on the side where A is better "
             f"(lower CD, higher F), reversed = on the other side, inconclusive = it contains 0. Bootstrap: "
             f"{stats.N_BOOT} within-class resamples of the test shapes, generator seed {stats.BOOT_SEED}.")
     return Table(spec.stem, f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "claim", "Claim",
-                 rows, labels, sections, columns, cells,
-                 notes=[] if rows else ["No claim has both arms in the experiments sheet."])
+                 rows, labels, sections, columns, cells)
 
 
 # TableSpec.builder -> function(store, spec, categories) -> Table | None (None: no run has results)
