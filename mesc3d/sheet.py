@@ -24,7 +24,8 @@ import pandas as pd
 from mesc3d.config import MissingWeightsError, deep_merge, from_dict, parse_overrides
 from mesc3d.errors import ConfigError
 from mesc3d.registries import RUN_KINDS
-from mesc3d.table_specs import MANIFEST, RESULT_FILES, TABLES, check_table_ids
+from mesc3d.table_specs import (CLAIMS, MANIFEST, RESULT_FILES, SEED_SEP, TABLES, check_table_ids, replica,
+                                 split_replica)
 
 REQUIRED = ("exp", "kind", "tables", "label")
 OPTIONAL = ("same_as", "overrides")
@@ -87,6 +88,9 @@ def check_row(path: str | Path, row: Mapping[str, str]) -> None:
         problem = f"value {_short(value)} does not match {err.validator_value!r}" if err.validator == "pattern" \
             else err.message[:_QUOTE]
         raise ConfigError(f"{where}, column {col!r}: {problem}")
+    if SEED_SEP in exp:
+        raise ConfigError(f"{where}, column 'exp': {SEED_SEP!r} is reserved for seed replicas "
+                          f"(run {{exp}}{SEED_SEP}{{k}} = seed k of {{exp}}); rename the run")
     if row["kind"] not in RUN_KINDS:
         raise ConfigError(f"{where}, column 'kind': {_short(row['kind'])} is not a run kind; "
                           f"known: {list(RUN_KINDS)} (mesc3d/registries.py)")
@@ -126,14 +130,16 @@ class Sheet:
         return exp in self.df.index
 
     def kind(self, exp: str) -> str:
-        return str(self.df.loc[exp, "kind"])
+        return str(self.df.loc[split_replica(exp)[0], "kind"])
 
     def tags(self, exp: str) -> list[str]:
         return [t for t in self.df.loc[exp, "tables"].split(",") if t]
 
     def target(self, exp: str) -> str:
-        """The run whose results and config a row stands for: ``same_as`` for an alias, else itself."""
-        return str(self.df.loc[exp, "same_as"]) if RUN_KINDS[self.kind(exp)].needs_same_as else exp
+        """The run whose results and config a row stands for: ``same_as`` for an alias, else itself
+        (a seed replica ``{alias}__s{k}``: ``{same_as}__s{k}``)."""
+        row, k = split_replica(exp)
+        return replica(str(self.df.loc[row, "same_as"]), k) if RUN_KINDS[self.kind(row)].needs_same_as else exp
 
     def exps(self, kind=None, table: str | None = None) -> list[str]:
         """Run names of a kind (or kinds) and/or listing a table, in sheet order."""
@@ -156,10 +162,16 @@ class Sheet:
         return parse_overrides(items)
 
     def run_config_dict(self, exp: str) -> dict[str, Any]:
-        """Resolved run config (as a dict) of one row: base + row overrides + name (``_base``: the base)."""
-        if exp == "_base":
-            return deep_merge(self.config["base"], {"name": "_base"})
-        return deep_merge(deep_merge(self.config["base"], self.row_overrides(exp)), {"name": exp})
+        """Resolved run config (as a dict) of one row: base + row overrides + name (``_base``: the base).
+        Seed replica ``{exp}__s{k}`` (also ``_base__s{k}``): the row's config with ``seed`` + k."""
+        row, k = split_replica(exp)
+        if row == "_base":
+            out = deep_merge(self.config["base"], {"name": exp})
+        else:
+            out = deep_merge(deep_merge(self.config["base"], self.row_overrides(row)), {"name": exp})
+        if k:
+            out = deep_merge(out, {"seed": int(out.get("seed", 0) or 0) + k})
+        return out
 
     def run_config(self, exp: str):
         if exp not in self._configs:
@@ -188,19 +200,58 @@ class Sheet:
         return self.run_config(exp).uses_prior
 
     def prompt_key(self, exp: str) -> str:
-        """Stage-1 runs are shared: rows that do not touch prompt.* use the `default` prompts."""
-        return exp if "prompt" in self.row_overrides(exp) else "default"
+        """Stage-1 runs are shared: rows that do not touch prompt.* use the `default` prompts.  A seed
+        replica re-draws stage 1 too: ``{key}__s{k}`` (``default__s{k}``: the base with seed + k)."""
+        row, k = split_replica(exp)
+        return replica(row if "prompt" in self.row_overrides(row) else "default", k)
 
     # ---- tables -------------------------------------------------------------------------------
-    def table_runs(self, table: str) -> list[str]:
-        """The runs a table takes: the rows listing it, or the run its config key names."""
+    def _config_key(self, key: str) -> str:
+        node: Any = self.config
+        for part in key.split("."):
+            node = node.get(part, "") if isinstance(node, Mapping) else ""
+        return str(node or "")
+
+    def table_seeds(self, table: str) -> int:
+        """Seeds per run of a table: config ``table_seeds.<id>``, else ``TableSpec.seeds``."""
+        return int((self.config.get("table_seeds") or {}).get(table, TABLES[table].seeds))
+
+    def table_rows(self, table: str) -> list[str]:
+        """The rows a table takes (seed 0): the rows listing it, the run its config key names, or the
+        arms of the claims (their targets, each once)."""
         spec = TABLES[table]
         if spec.runs == "sheet":
             return self.exps(table=table)
-        node: Any = self.config
-        for part in spec.runs.split("."):
-            node = node[part]
-        return [node] if node else []
+        if spec.runs == "claims":
+            out: list[str] = []
+            for _, a, b in self.claims():
+                out += [r for r in (a, b) if r not in out]
+            return out
+        run = self._config_key(spec.runs)
+        return [run] if run else []
+
+    def seed_runs(self, table: str) -> list[str]:
+        """The table's rows, every row followed by its seed replicas (``{exp}__s{k}``)."""
+        n = self.table_seeds(table)
+        return [replica(e, k) for e in self.table_rows(table) for k in range(n)]
+
+    def table_runs(self, table: str) -> list[str]:
+        """What ``mesc3d tables`` is given for a table: its runs with their seed replicas; for the
+        claims table one ``CLAIM:RUN_A:RUN_B:N_SEEDS`` item per claim."""
+        if TABLES[table].runs == "claims":
+            n = self.table_seeds(table)
+            return [f"{c.id}:{a}:{b}:{n}" for c, a, b in self.claims()]
+        return self.seed_runs(table)
+
+    def claims(self) -> list[tuple[Any, str, str]]:
+        """(claim, run a, run b) of every claim of ``mesc3d.table_specs.CLAIMS`` whose arms are runs of
+        the sheet (arms resolved: an alias -> its same_as run; zero-shot arms -> the config's pair)."""
+        out = []
+        for c in CLAIMS:
+            arms = [self._config_key(x) if c.source == "zeroshot" else x for x in (c.arm_a, c.arm_b)]
+            if all(a in self.df.index for a in arms):
+                out.append((c, *(self.target(a) for a in arms)))
+        return out
 
     def result_files(self, exp: str, reads) -> list[str]:
         """Result files (relative to the results root) of one run that a table reading ``reads`` needs:
@@ -211,22 +262,57 @@ class Sheet:
             template, who = RESULT_FILES[kind]
             if who == "all":
                 files.append(template.format(exp=exp))
-            elif RUN_KINDS[self.kind(target)].trains:
+            elif who == "target" or RUN_KINDS[self.kind(target)].trains:
                 files.append(template.format(exp=target))
         return files
 
+    def claims_files(self) -> list[str]:
+        """Inputs of the claims table: per seed, the manifests and per-shape results of both arms
+        (zero-shot claims: the with-prior run's per-shape files with and without the prior)."""
+        n, files = self.table_seeds("claims"), []
+        for c, a, b in self.claims():
+            for k in range(n):
+                ra, rb = replica(a, k), replica(b, k)
+                if c.source == "zeroshot":
+                    new = self.result_files(ra, ("zeroshot_shapes", "zeroshot_shapes_without"))
+                    new.append(MANIFEST.format(exp=rb))
+                else:
+                    new = self.result_files(ra, ("eval_shapes",)) + self.result_files(rb, ("eval_shapes",))
+                files += [f for f in new if f not in files]
+        return files
+
     def table_inputs(self, table: str, root: str = "results") -> list[str]:
+        if TABLES[table].runs == "claims":
+            return [f"{root}/{f}" for f in self.claims_files()]
         return [f"{root}/{f}" for e in self.table_runs(table) for f in self.result_files(e, TABLES[table].reads)]
 
     def table_arg(self, table: str) -> str:
-        """``mesc3d tables --table`` value: ``ID=run,run,...`` (a rerun trigger: the table's run list)."""
+        """``mesc3d tables --table`` value: ``ID=run,run,...`` (a rerun trigger: the table's run list,
+        seed replicas included; the claims table: its claim items, see ``table_runs``)."""
         return f"{table}={','.join(self.table_runs(table))}"
+
+    def curve_runs(self, table: str) -> list[list]:
+        """[label, [run of seed 0, seed 1, ...]] of every trained row of a table (targets, each once)."""
+        out, seen = [], set()
+        n = self.table_seeds(table)
+        for row in self.table_rows(table):
+            t = self.target(row)
+            if RUN_KINDS[self.kind(t)].trains and t not in seen:
+                seen.add(t)
+                out.append([str(self.df.loc[row, "label"]), [replica(t, k) for k in range(n)]])
+        return out
+
+    def curve_files(self, table: str, root: str = "results") -> list[str]:
+        """The training logs (metrics.csv) the curves of a table read, every seed."""
+        return [f"{root}/train/{r}/metrics.csv" for _, runs in self.curve_runs(table) for r in runs]
 
     def manifest(self, exp: str) -> dict[str, Any]:
         """What the tables know of a run besides its result CSVs (results/manifests/{exp}.json)."""
-        row, target = self.df.loc[exp], self.target(exp)
+        base, k = split_replica(exp)
+        row, target = self.df.loc[base], self.target(exp)
         cfg = self.run_config(target)
-        return {"exp": exp, "label": str(row["label"]), "kind": str(row["kind"]), "same_as": str(row["same_as"]),
+        same_as = replica(str(row["same_as"]), k) if row["same_as"] else ""
+        return {"exp": exp, "label": str(row["label"]), "kind": str(row["kind"]), "same_as": same_as,
                 "loss": cfg.train.loss, "seed": cfg.seed, "uses_prior": cfg.uses_prior,
                 "categories": list(cfg.data.categories), "unseen_categories": list(cfg.data.unseen_categories)}
 
@@ -254,6 +340,11 @@ class Sheet:
                 except MissingWeightsError as err:
                     unrunnable[exp] = err
         check_table_ids(list(selected_tables), "config key `tables`")
+        seeds = self.config.get("table_seeds") or {}
+        check_table_ids(list(seeds), "config key `table_seeds`")
+        for t, n in seeds.items():
+            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+                raise ConfigError(f"config key `table_seeds.{t}`: {_short(n)} is not a number of seeds >= 1")
         for exp in self.df.index:
             target = self.df.loc[exp, "same_as"] if RUN_KINDS[self.kind(exp)].needs_same_as else exp
             if target in unrunnable and set(self.tags(exp)) & set(selected_tables):
@@ -264,8 +355,10 @@ class Sheet:
             keyed = [t for t in self.tags(exp) if TABLES[t].runs != "sheet"]
             if keyed:
                 t = keyed[0]
-                raise ValueError(f"{self.path}: rows {[exp]} list table {t}; its runs are the config key "
-                                 f"{TABLES[t].runs}, remove `{t}` from the row")
+                whose = ("the arms of mesc3d.table_specs.CLAIMS" if TABLES[t].runs == "claims"
+                         else f"the config key {TABLES[t].runs}")
+                raise ValueError(f"{self.path}: rows {[exp]} list table {t}; its runs are {whose}, "
+                                 f"remove `{t}` from the row")
         zs = self.config.get("zeroshot") or {}
         for key in ("with_prior", "without_prior"):
             exp = zs.get(key, "")

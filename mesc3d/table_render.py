@@ -11,6 +11,10 @@ Comparisons use the displayed (rounded) values, so ties are all bold; a group wi
 values gets no bold.
 
 CSV layout (wide): ``<id_name>, label, section, <column keys...>``, one line per row, raw floats.
+
+Cells over seeds (``Spread``: mean, std over the seeds, n seeds) display as ``mean ± std (n)``; bold
+compares their means; in the CSV such a column is its mean, followed by ``<key>:std`` and ``<key>:n``.
+A table without ``Spread`` cells renders exactly as before they existed.
 """
 
 from __future__ import annotations
@@ -26,6 +30,24 @@ from mesc3d.io import write_csv, write_text
 
 MISSING_MD = "–"
 MISSING_TEX = "--"
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One cell over seeds: mean and sample standard deviation (ddof 1) of ``n`` per-seed values."""
+
+    mean: float
+    std: float
+    n: int
+
+    @classmethod
+    def of(cls, values) -> "Spread | float":
+        vals = [float(v) for v in values]
+        if any(math.isnan(v) for v in vals) or not vals:
+            return math.nan
+        m = sum(vals) / len(vals)
+        sd = math.sqrt(sum((v - m) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else math.nan
+        return cls(m, sd, len(vals))
 
 
 @dataclass
@@ -49,7 +71,7 @@ class Table:
     labels: list[str]  # display labels, same length
     sections: list[str]  # section per row ("ours", "paper", "mean", ...); midrule between changes
     columns: list[Column]
-    cells: list[list[object]]  # (R, C): float | str | None
+    cells: list[list[object]]  # (R, C): float | str | Spread | None
     bold_by: str | None = None  # "row" | "column" | None
     no_bold_sections: tuple[str, ...] = ()  # rows never bolded / compared (e.g. seed statistics)
     resize: bool = True  # shrink the tabular to \linewidth when wider (never enlarge)
@@ -68,6 +90,8 @@ class Table:
     # ---- values --------------------------------------------------------------------------------
     def value(self, i: int, j: int) -> float:
         v = self.cells[i][j]
+        if isinstance(v, Spread):
+            return v.mean
         return float(v) if isinstance(v, (int, float)) and not _isnan(v) else math.nan
 
     def shown(self, i: int, j: int) -> float:
@@ -103,6 +127,9 @@ class Table:
         data = {self.id_name: self.rows, "label": self.labels, "section": self.sections}
         for j, col in enumerate(self.columns):
             data[col.key] = [r[j] if isinstance(r[j], str) else self.value(i, j) for i, r in enumerate(self.cells)]
+            if any(isinstance(r[j], Spread) for r in self.cells):
+                data[f"{col.key}:std"] = [r[j].std if isinstance(r[j], Spread) else math.nan for r in self.cells]
+                data[f"{col.key}:n"] = [r[j].n if isinstance(r[j], Spread) else math.nan for r in self.cells]
         return pd.DataFrame(data)
 
     def text(self, i: int, j: int, missing: str) -> str:
@@ -110,6 +137,9 @@ class Table:
         if isinstance(c, str):
             return c
         v = self.value(i, j)
+        if isinstance(c, Spread) and not math.isnan(v):
+            fmt = self.columns[j].fmt
+            return f"{fmt.format(v)} ± {missing if math.isnan(c.std) else fmt.format(c.std)} ({c.n})"
         return missing if math.isnan(v) else self.columns[j].fmt.format(v)
 
 
@@ -184,7 +214,8 @@ def render_latex(t: Table) -> str:
             body.append(r"\midrule")
         cells = [latex_escape(t.labels[i])]
         for j in range(len(t.columns)):
-            s = latex_escape(t.text(i, j, MISSING_TEX)) if isinstance(t.cells[i][j], str) else t.text(i, j, MISSING_TEX)
+            s = (latex_escape(t.text(i, j, MISSING_TEX)) if isinstance(t.cells[i][j], (str, Spread))
+                 else t.text(i, j, MISSING_TEX))
             cells.append(rf"\textbf{{{s}}}" if mask[i][j] else s)
         body.append(" & ".join(cells) + r" \\")
     body += [r"\bottomrule", r"\end{tabular}"]

@@ -26,6 +26,11 @@ RESULT_FILES: dict[str, tuple[str, str]] = {
     "eval_pix3d": ("eval_pix3d/{exp}/per_category.csv", "trained"),
     "zeroshot": ("zeroshot/{exp}/per_category.csv", "trained"),
     "complexity": ("complexity/{exp}.csv", "trained"),
+    # per-shape results (the claims' paired bootstrap): the target run's files, for every kind that has them
+    "eval_shapes": ("eval/{exp}/per_shape.csv", "target"),
+    "zeroshot_shapes": ("zeroshot/{exp}/per_shape_with.csv", "trained"),
+    "zeroshot_shapes_without": ("zeroshot/{exp}/per_shape_without.csv", "trained"),
+    "train_curve": ("train/{exp}/metrics.csv", "trained"),
 }
 MANIFEST = "manifests/{exp}.json"  # one per run, under the results root
 
@@ -39,6 +44,7 @@ class TableSpec:
     caption: str = ""  # caption head (builders add the data-dependent sentences and the conventions)
     runs: str = "sheet"  # "sheet" (rows listing `id`) or a config key naming one run ("zeroshot.with_prior")
     ablation: bool = False  # built by the `ablations` target
+    seeds: int = 1  # seeds per run (config `table_seeds` overrides); > 1: cells show mean ± std (n)
 
 
 TABLES: dict[str, TableSpec] = {s.id: s for s in (
@@ -68,11 +74,68 @@ TABLES: dict[str, TableSpec] = {s.id: s for s in (
                       "frozen) vs the paper's ResNet-18."),
     TableSpec("zeroshot", "zeroshot", "zeroshot", reads=("zeroshot",), runs="zeroshot.with_prior"),
     TableSpec("complexity", "complexity", "complexity", reads=("eval", "complexity")),
+    TableSpec("claims", "claims", "claims", reads=("eval_shapes",), runs="claims", seeds=3,
+              caption="Claims of the paper, tested on our runs: effect = arm A minus arm B of the unweighted "
+                      "class mean, with a 95% interval combining a paired, class-stratified bootstrap over the "
+                      "test shapes and the seed-to-seed spread (docs/design.md, \"Seeds and claims\")."),
 )}
 TABLE_FILES: dict[str, str] = {tid: s.stem for tid, s in TABLES.items()}
 TABLE_IDS: dict[str, str] = {s.stem: tid for tid, s in TABLES.items()}
 ABLATION_TABLES: tuple[str, ...] = tuple(tid for tid, s in TABLES.items() if s.ablation)
 SHEET_TABLES: tuple[str, ...] = tuple(tid for tid, s in TABLES.items() if s.runs == "sheet")
+
+
+# ------------------------------------------------------------------ claims (the `claims` table)
+@dataclass(frozen=True)
+class Claim:
+    """One claim of the paper: arm A beats arm B on ``metric`` (better = mesc3d.metric_spec.BETTER).
+
+    ``arm_a``/``arm_b``: experiments-sheet rows (an alias stands for its same_as run).  ``source``:
+    ``eval`` compares the two runs' test-split per-shape results; ``zeroshot`` compares the zero-shot
+    run (config ``zeroshot.with_prior``) with the prior against the run without it
+    (``zeroshot.without_prior``) on the unseen classes (the arms are then those config keys).
+    ``per_class``: one more row per class (the zero-shot classes: "overall and per unseen class").
+    A claim whose arms are not rows of the sheet is left out of the table.
+    """
+
+    id: str
+    text: str
+    arm_a: str
+    arm_b: str
+    metric: str = "cd_l2_x1000"
+    source: str = "eval"
+    per_class: bool = False
+
+
+CLAIMS: tuple[Claim, ...] = (
+    Claim("esm_beats_baseline", "ESM beats the baseline (Tab. 3)", "tab3_esm", "tab3_baseline"),
+    Claim("3dspl_beats_esm", "3DSPL beats ESM alone (Tab. 3)", "tab3_esm_3dspl", "tab3_esm"),
+    Claim("concat_after_beats_add", "Concat after MIT beats MIT-then-add (Tab. 6)", "tab3_esm_3dspl", "tab6_add"),
+    Claim("concat_after_beats_concat_before", "Concat after MIT beats concat before MIT (Tab. 6)",
+          "tab3_esm_3dspl", "tab6_concat_before"),
+    Claim("concat_after_beats_fuse_in_mit", "Concat after MIT beats fusion inside MIT (Tab. 6)",
+          "tab3_esm_3dspl", "tab6_fuse_in_mit"),
+    Claim("esm_paper6_beats_released5", "The paper's 6-stage ESM beats the released 5-stage wiring",
+          "tab3_esm_3dspl", "esm_released5"),
+    Claim("prior_helps_unseen", "The prior helps unseen classes (Fig. 6)", "zeroshot.with_prior",
+          "zeroshot.without_prior", source="zeroshot", per_class=True),
+    Claim("fused_teachers_beat_resnet18", "Fused teachers beat ResNet-18 alone", "teach_agg_unc", "teach_resnet18"),
+    Claim("uncertainty_beats_mean_fusion", "Uncertainty weighting beats the mean of the teachers",
+          "teach_agg_unc", "teach_agg_mean"),
+)
+CLAIM_SOURCES = ("eval", "zeroshot")
+SEED_SEP = "__s"  # run name of seed replica k >= 1: {exp}__s{k} (seed = the row's seed + k)
+
+
+def replica(exp: str, k: int) -> str:
+    """Name of seed replica ``k`` of run ``exp`` (``k = 0``: the run itself)."""
+    return exp if k == 0 else f"{exp}{SEED_SEP}{k}"
+
+
+def split_replica(name: str) -> tuple[str, int]:
+    """``"tab3_esm__s2"`` -> ``("tab3_esm", 2)``; a sheet row -> ``(name, 0)``."""
+    base, sep, k = name.rpartition(SEED_SEP)
+    return (base, int(k)) if sep and k.isdigit() and int(k) > 0 else (name, 0)
 
 
 def check_table_ids(ids, where: str, allowed=None) -> None:

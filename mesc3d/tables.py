@@ -34,14 +34,15 @@ from mesc3d.categories import PIX3D_ALL, SEEN
 from mesc3d.errors import BadInputError
 from mesc3d.metric_spec import BETTER, CONVENTION, CONVENTION_TEX, FMT, METRIC_LABEL
 from mesc3d.registries import LOSSES, RUN_KINDS
-from mesc3d.table_specs import MANIFEST, TABLES, TableSpec
-from mesc3d.table_render import Column, Table, latex_escape
+from mesc3d.table_specs import CLAIMS, MANIFEST, TABLES, TableSpec, replica, split_replica
+from mesc3d.table_render import Column, Spread, Table, latex_escape
 
 log = logging.getLogger(__name__)
 
 QUOTED = "quoted from the paper"
 EVAL_COLUMNS = ("category", "cd_l1_x100", "cd_l2_x1000", "fscore")
 ZS_COLUMNS = ("category", "prior", "cd_l1_x100", "cd_l2_x1000", "fscore")
+SHAPE_COLUMNS = ("shape_id", "category", "cd_l1_x100", "cd_l2_x1000", "fscore")
 CX_COLUMNS = ("exp", "prior", "n_points", "params_trainable", "params_total", "flops_per_image", "latency_s", "device")
 MANIFEST_KEYS = ("exp", "label", "kind", "same_as", "loss", "seed", "uses_prior", "categories", "unseen_categories")
 
@@ -91,7 +92,31 @@ class ResultStore:
         self._manifests: dict[str, dict] = {}
 
     def runs(self, table: str) -> list[str]:
-        return list(self.table_runs.get(table, []))
+        """The table's runs (seed 0; the seed replicas ``{exp}__s{k}`` of its list are in ``seeds``)."""
+        return [e for e in self.table_runs.get(table, []) if split_replica(e)[1] == 0]
+
+    def seeds(self, table: str, exp: str) -> list[str]:
+        """``exp`` and its seed replicas in the table's run list (just ``[exp]`` without seeds)."""
+        return [e for e in self.table_runs.get(table, []) if split_replica(e)[0] == exp]
+
+    def metric(self, table: str, reader: str, exp: str, metric: str, cats: list[str], prior: str | None = None):
+        """``metric_row`` of one run of a table: floats, or ``Spread`` cells over its seeds when the table
+        has several (per seed: the per-category values and their unweighted mean; seeds without
+        results are left out, n says how many count)."""
+        def row(name: str):
+            df = getattr(self, reader)(name)
+            if df is None:
+                return None
+            return metric_row(df if prior is None else df[df["prior"] == prior], metric, cats)
+
+        names = self.seeds(table, exp)
+        if len(names) <= 1:
+            return row(exp)
+        rows = [r for r in (row(n) for n in names) if r is not None]
+        return [Spread.of(col) for col in zip(*rows)]
+
+    def per_shape(self, path: Path, metric: str) -> pd.DataFrame | None:
+        return self._read(path, SHAPE_COLUMNS[:2] + (metric,), (metric,))
 
     def manifest(self, exp: str) -> dict:
         if exp not in self._manifests:
@@ -187,7 +212,7 @@ def build_table1(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
         for exp in runs:
             columns.append(Column(f"{metric}:{exp}", (METRIC_LABEL[metric], "Our runs", store.label(exp)),
                                   FMT[metric], BETTER[metric], f"{metric}:ours", f"{short[metric]} {store.label(exp)}"))
-            data.append(metric_row(store.eval(exp), metric, cats))
+            data.append(store.metric(spec.id, "eval", exp, metric, cats))
         for k, (key, lab) in enumerate(paper.TABLE1_METHODS.items()):
             columns.append(Column(f"{metric}:paper_{key}", (METRIC_LABEL[metric], "Quoted from the paper (Tab. 1)", lab),
                                   FMT[metric], BETTER[metric], f"{metric}:paper", f"{short[metric]} {lab} †"))
@@ -216,7 +241,7 @@ def build_table2(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table 
         for exp in runs:
             columns.append(Column(f"{metric}:{exp}", (METRIC_LABEL[metric], "Our runs", store.label(exp)),
                                   FMT[metric], BETTER[metric], f"{metric}:ours"))
-            data.append(metric_row(store.eval_pix3d(exp), metric, cats))
+            data.append(store.metric(spec.id, "eval_pix3d", exp, metric, cats))
         if metric == "cd_l1_x100":
             columns.append(Column(f"{metric}:paper_mesc3d", (METRIC_LABEL[metric], "Quoted from the paper",
                                                              "MESC-3D (paper) †"), FMT[metric], BETTER[metric],
@@ -256,7 +281,7 @@ def build_table3(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table:
     columns += [Column(f"cd_l2_x1000:{c}", (METRIC_LABEL["cd_l2_x1000"], c), "{:.2f}", "min") for c in cats]
     rows, labels, sections, cells = [], [], [], []
     for exp in runs:
-        vals = metric_row(store.eval(exp), "cd_l2_x1000", cats)
+        vals = store.metric(spec.id, "eval", exp, "cd_l2_x1000", cats)
         rows.append(exp), labels.append(store.label(exp)), sections.append("ours")
         cells.append([vals[-1]] + vals[:-1])
     for lab, (avg, per) in paper.TABLE3.items():
@@ -284,12 +309,11 @@ def build_ablation(store: ResultStore, spec: TableSpec, cats: list[str]) -> Tabl
                for scope, title in (("mean", "Mean over categories"), ("vessel", "Vessel")) for m in metrics]
     rows, labels, sections, cells = [], [], [], []
     for exp in runs:
-        df = store.eval(exp)
-        means = [metric_row(df, m, cats)[-1] for m in metrics]
-        vessel = [metric_row(df, m, ["vessel"])[0] for m in metrics]
+        means = [store.metric(table_id, "eval", exp, m, cats)[-1] for m in metrics]
+        vessel = [store.metric(table_id, "eval", exp, m, ["vessel"])[0] for m in metrics]
         rows.append(exp), labels.append(store.label(exp)), sections.append("ours"), cells.append(means + vessel)
     if table_id == "seeds" and len(runs) >= 2:
-        arr = np.array(cells, dtype=float)
+        arr = np.array([[c.mean if isinstance(c, Spread) else c for c in line] for line in cells], dtype=float)
         for stat, fn in (("mean", np.mean), ("std", lambda a, axis: np.std(a, axis=axis, ddof=1))):
             rows.append(f"seeds:{stat}"), labels.append(f"{stat} over {len(runs)} seeds"), sections.append("stats")
             cells.append([float(v) for v in fn(arr, axis=0)])
@@ -315,7 +339,7 @@ def build_teachers(store: ResultStore, spec: TableSpec, cats: list[str]) -> Tabl
                for m in metrics]
     rows, labels, sections, cells = [], [], [], []
     for exp in runs:
-        seen = [metric_row(store.eval(exp), m, cats)[-1] for m in metrics]
+        seen = [store.metric(table_id, "eval", exp, m, cats)[-1] for m in metrics]
         zs = store.zeroshot(exp)
         unseen = [math.nan] * len(metrics)
         if zs is not None:
@@ -323,7 +347,7 @@ def build_teachers(store: ResultStore, spec: TableSpec, cats: list[str]) -> Tabl
             present = set(zs.loc[zs["category"] != "mean", "category"])
             order = store.categories([exp], "unseen_categories")
             ucats = [c for c in order if c in present] + sorted(present - set(order))
-            unseen = [metric_row(zs, m, ucats)[-1] for m in metrics]
+            unseen = [store.metric(table_id, "zeroshot", exp, m, ucats, prior="with")[-1] for m in metrics]
         rows.append(exp), labels.append(store.label(exp)), sections.append("ours"), cells.append(seen + unseen)
     text = (f"{head} Every run is the full model (ESM + 3DSPL prior); only the image encoder differs. Seen: "
             "unweighted mean over the test split's categories; unseen: the zero-shot classes, given the prior "
@@ -347,7 +371,8 @@ def build_zeroshot(store: ResultStore, spec: TableSpec, cats: list[str]) -> Tabl
         by_prior = {p: df[df["prior"] == p] for p in ("with", "without")}
         n = metric_row(by_prior["with"], "n_shapes", cats) if "n_shapes" in df.columns else [math.nan] * (len(cats) + 1)
         n[-1] = float(np.nansum(n[:-1])) if cats else math.nan
-        cols = [n] + [metric_row(by_prior[p], m, cats) for m in metrics for p in ("with", "without")]
+        cols = [n] + [store.metric(spec.id, "zeroshot", exp, m, cats, prior=p) for m in metrics
+                      for p in ("with", "without")]
         prefix = f"{exp}:" if len(runs) > 1 else ""
         lab_prefix = f"{store.label(exp)}: " if len(runs) > 1 else ""
         for i, c in enumerate(cats + ["mean"]):
@@ -416,9 +441,93 @@ def build_pretrain_retrieval(results: str | Path) -> Table | None:
                  sections, columns, cells, bold_by="column")
 
 
+def _claim_arms(store: ResultStore, claim, a: str, b: str, k: int) -> tuple[Path, Path]:
+    """Per-shape result files of seed k of both arms of a claim (the arms: runs with results of their
+    own, aliases already resolved by the workflow)."""
+    ra, rb = replica(a, k), replica(b, k)
+    if claim.source == "zeroshot":  # the with-prior run's folder holds both (seed k vs seed k)
+        folder = store.results / "zeroshot" / ra
+        return folder / "per_shape_with.csv", folder / "per_shape_without.csv"
+    return store.results / "eval" / ra / "per_shape.csv", store.results / "eval" / rb / "per_shape.csv"
+
+
+def claim_rows(store: ResultStore, item: str) -> list[tuple[str, str, list]]:
+    """One ``claims`` run-list item ``CLAIM:RUN_A:RUN_B:N_SEEDS`` -> [(row key, label, cells)], the
+    overall row first, then one per class for a ``per_class`` claim."""
+    from mesc3d import stats
+
+    try:
+        cid, a, b, n = item.split(":")
+        claim, n = {c.id: c for c in CLAIMS}[cid], int(n)
+    except (ValueError, KeyError):
+        raise BadInputError("--table claims", f"item {item[:100]!r} is not CLAIM:RUN_A:RUN_B:N_SEEDS "
+                                              f"(claims: {[c.id for c in CLAIMS]})") from None
+    pairs = []  # per seed with results in both arms: (A frame, B frame)
+    for k in range(n):
+        pa, pb = _claim_arms(store, claim, a, b, k)
+        fa, fb = store.per_shape(pa, claim.metric), store.per_shape(pb, claim.metric)
+        if fa is None or fb is None:
+            continue
+        if list(fa["shape_id"]) != list(fb["shape_id"]) or list(fa["category"]) != list(fb["category"]):
+            raise BadInputError(pb, f"not the same test shapes (in the same order) as {pa}: a paired "
+                                    "comparison needs both arms evaluated on one split")
+        if pairs and list(fa["shape_id"]) != list(pairs[0][0]["shape_id"]):
+            raise BadInputError(pa, "seeds evaluated on different test shapes")
+        pairs.append((fa, fb))
+    label_a, label_b = store.label(a), store.label(b)
+    if claim.source == "zeroshot":
+        label_a, label_b = f"{label_a}, with prior", f"{label_b}, without prior"
+    cats = sorted(set(pairs[0][0]["category"])) if pairs else []
+    scopes = [("all", cats)] + ([(c, [c]) for c in cats] if claim.per_class else [])
+    out = []
+    for scope, keep in scopes:
+        if pairs:
+            mask = pairs[0][0]["category"].isin(keep).to_numpy()
+            A = np.stack([fa[claim.metric].to_numpy()[mask] for fa, _ in pairs])  # (K, S)
+            B = np.stack([fb[claim.metric].to_numpy()[mask] for _, fb in pairs])
+            e = stats.paired_difference(A, B, pairs[0][0]["category"].to_numpy()[mask])
+            nums = [e.mean_a, e.mean_b, e.effect, e.ci_low, e.ci_high, e.n_seeds, e.n_shapes]
+            verdict = stats.verdict(e.ci_low, e.ci_high, BETTER[claim.metric])
+        else:
+            nums, verdict = [math.nan] * 5 + [0, 0], "no results"
+        key = cid if scope == "all" else f"{cid}:{scope}"
+        label = claim.text if scope == "all" else f"{claim.text}: {scope}"
+        cells = [claim.metric, "all classes" if scope == "all" else scope, a, b, label_a, label_b, *nums, verdict]
+        out.append((key, label, cells))
+    return out
+
+
+def build_claims(store: ResultStore, spec: TableSpec, cats: list[str]) -> Table | None:
+    """One row per claim (and per class of a per-class claim): effect of arm A over arm B, its 95%
+    interval (mesc3d.stats) and the verdict."""
+    from mesc3d import stats
+
+    fmt = "{:.3f}"
+    columns = [Column("metric", ("", "Metric"), "{}"), Column("scope", ("", "Classes"), "{}"),
+               Column("arm_a", ("", "Arm A"), "{}"), Column("arm_b", ("", "Arm B"), "{}"),
+               Column("label_a", ("", "Arm A (label)"), "{}"), Column("label_b", ("", "Arm B (label)"), "{}"),
+               Column("mean_a", ("", "A"), fmt), Column("mean_b", ("", "B"), fmt),
+               Column("effect", ("", "A - B"), fmt), Column("ci_low", ("", "95% low"), fmt),
+               Column("ci_high", ("", "95% high"), fmt), Column("n_seeds", ("", "Seeds"), "{:.0f}"),
+               Column("n_shapes", ("", "Shapes"), "{:.0f}"), Column("verdict", ("", "Verdict"), "{}")]
+    rows, labels, sections, cells = [], [], [], []
+    for item in store.table_runs.get(spec.id, []):
+        for key, label, line in claim_rows(store, item):
+            rows.append(key), labels.append(label), sections.append("claims"), cells.append(line)
+    if not any(line[-1] != "no results" for line in cells):
+        return None
+    head = (f"{spec.caption} Metric columns are the metric's table scale; A and B are the arms' class means "
+            f"averaged over the seeds. Verdict: holds = the interval excludes 0 on the side where A is better "
+            f"(lower CD, higher F), reversed = on the other side, inconclusive = it contains 0. Bootstrap: "
+            f"{stats.N_BOOT} within-class resamples of the test shapes, generator seed {stats.BOOT_SEED}.")
+    return Table(spec.stem, f"{head} {CONVENTION}", f"{latex_escape(head)} {CONVENTION_TEX}", "claim", "Claim",
+                 rows, labels, sections, columns, cells)
+
+
 # TableSpec.builder -> function(store, spec, categories) -> Table | None (None: no run has results)
 BUILDERS = {"table1": build_table1, "table2": build_table2, "table3": build_table3, "ablation": build_ablation,
-            "teachers": build_teachers, "zeroshot": build_zeroshot, "complexity": build_complexity}
+            "teachers": build_teachers, "zeroshot": build_zeroshot, "complexity": build_complexity,
+            "claims": build_claims}
 
 
 def build_tables(results: str | Path, table_runs: dict[str, list[str]],
@@ -430,7 +539,8 @@ def build_tables(results: str | Path, table_runs: dict[str, list[str]],
     out: dict[str, Table | None] = {}
     for tid, spec in TABLES.items():
         if tid in table_runs:
-            cats = list(categories) if categories else default_categories(store, tid)
+            cats = list(categories or []) if spec.runs == "claims" else (
+                list(categories) if categories else default_categories(store, tid))
             log.info("%s: runs %s, categories %s", tid, store.runs(tid), cats)
             out[tid] = BUILDERS[spec.builder](store, spec, cats)
     return out

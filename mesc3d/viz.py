@@ -136,3 +136,49 @@ def plot_reconstructions(rows, views=RECON_VIEWS, size: float = 2.0, dpi: int = 
     fig.subplots_adjust(left=0.04, right=0.99, top=0.93 if len(rows) == 1 else 0.97, bottom=0.02,
                         wspace=0.05, hspace=0.08)
     return fig
+
+
+# ---- training curves ---------------------------------------------------------------------------
+CURVE_METRIC = "cd_l1_x100"  # the validation metric of model selection (train.loss l1/l1+l2)
+
+
+def training_curves(runs, results: str | Path = "results", metric: str = CURVE_METRIC, title: str = "",
+                    dpi: int = 90) -> Figure:
+    """Validation ``metric`` per epoch of every run of a table: one line per run (the mean over its
+    seeds) and a band (min to max over the seeds) when it has several.
+
+    ``runs``: ``[[label, [run of seed 0, seed 1, ...]], ...]``; each run's
+    ``{results}/train/{run}/metrics.csv`` (``epoch,step,split,loss,cd_l1_x100,cd_l2_x1000,lr,seconds``,
+    rows with ``split == "val"``) is read; a missing or malformed file is a ``BadInputError``.
+    """
+    import pandas as pd
+
+    from mesc3d.metric_spec import METRIC_LABEL
+
+    fig = _new_figure(7.0, 4.2, dpi)
+    ax = fig.add_subplot(1, 1, 1)
+    for label, names in runs:
+        curves = []
+        for name in names:
+            path = Path(results) / "train" / name / "metrics.csv"
+            try:
+                df = pd.read_csv(path)
+                val = df[df["split"] == "val"].groupby("epoch")[metric].last()  # (E,)
+            except (OSError, KeyError, ValueError, pd.errors.ParserError) as err:
+                raise BadInputError(path, f"not a training log with split/epoch/{metric} ({err})") from None
+            curves.append(val)
+        grid = pd.concat(curves, axis=1).sort_index()  # (E, n_seeds), NaN where a seed lacks an epoch
+        mean = grid.mean(axis=1)
+        line = ax.plot(grid.index, mean.values, marker="o", ms=2.5, lw=1.2,
+                       label=f"{label} (n={len(names)})" if len(names) > 1 else label)[0]
+        if len(names) > 1:
+            ax.fill_between(grid.index, grid.min(axis=1).values, grid.max(axis=1).values,
+                            color=line.get_color(), alpha=0.2, lw=0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"val {METRIC_LABEL.get(metric, metric)}")
+    ax.set_title(f"Training curves: {title}" if title else "Training curves", fontsize=10)
+    ax.grid(alpha=0.3)
+    if runs:
+        ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return fig

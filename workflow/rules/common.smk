@@ -18,7 +18,15 @@ from mesc3d.config_slices import STAGES, stage_dict, stage_files
 from mesc3d.errors import UserFacingError
 from mesc3d.registries import RUN_KINDS, kinds_where
 from mesc3d.sheet import Sheet, download_args, weights_args, weights_by_path
-from mesc3d.table_specs import ABLATION_TABLES, TABLE_FILES, TABLE_IDS, TABLES
+from mesc3d.table_specs import (
+    ABLATION_TABLES,
+    SEED_SEP,
+    TABLE_FILES,
+    TABLE_IDS,
+    TABLES,
+    replica,
+    split_replica,
+)
 
 # `--config` gives nested numbers/booleans as strings ('3', 'false'): read them as the schema's types
 import yaml as _yaml
@@ -57,7 +65,8 @@ EVAL_SETS = (
 
 
 def _names(kinds):
-    return SHEET.names(kinds)
+    """Wildcard constraint: the runs of `kinds` and their seed replicas ({exp}__s{k}, k >= 1)."""
+    return f"(?:{SHEET.names(kinds)})(?:{SEED_SEP}[1-9][0-9]*)?"
 
 
 def selected_tables():
@@ -65,8 +74,15 @@ def selected_tables():
 
 
 def prompt_exp(pkey):
-    """The run whose prompt.* settings a stage-1 key stands for (`default` = the base)."""
-    return "_base" if pkey == "default" else pkey
+    """The run whose prompt.* settings a stage-1 key stands for (`default` = the base; a seed replica
+    `default__s{k}` = the base with seed + k)."""
+    key, k = split_replica(pkey)
+    return replica("_base", k) if key == "default" else pkey
+
+
+def zeroshot_without(exp):
+    """The run without the prior that zero-shot run `exp` is compared with: seed k with seed k."""
+    return replica(config["zeroshot"]["without_prior"], split_replica(exp)[1])
 
 
 def prompts_for(exp):
@@ -106,6 +122,11 @@ def code(command):
 def table_inputs(stem):
     """The result files and run manifests one table (file stem) is built from (mesc3d.table_specs)."""
     return SHEET.table_inputs(TABLE_IDS[stem])
+
+
+def curve_inputs(stem):
+    """The training logs (metrics.csv) of every trained run and seed of one table (file stem)."""
+    return SHEET.curve_files(TABLE_IDS[stem])
 
 
 def table_arg(table):

@@ -53,7 +53,7 @@ rule resolve_config:
         "logs/resolve_config/{stage}/{exp}.log",
     wildcard_constraints:
         stage="|".join(STAGES),
-        exp="_base|[a-z][a-z0-9_]*",
+        exp="_base(?:__s[1-9][0-9]*)?|[a-z][a-z0-9_]*",
     localrule: True
     conda:
         "../../environment.yml"

@@ -95,15 +95,17 @@ rule zeroshot_eval:
         weights=lambda wc: run_weights(wc.exp),
         model="results/train/{exp}/model.pt",
         prompts=lambda wc: prompts_for(wc.exp),
-        cfg_without=stage_config("zeroshot", config["zeroshot"]["without_prior"]),
-        model_without=f"results/train/{config['zeroshot']['without_prior']}/model.pt",
+        cfg_without=lambda wc: stage_config("zeroshot", zeroshot_without(wc.exp)),
+        model_without=lambda wc: f"results/train/{zeroshot_without(wc.exp)}/model.pt",
         split="results/data/zeroshot.npz",
         files=lambda wc: stage_inputs("zeroshot", wc.exp)
-        + stage_inputs("zeroshot", config["zeroshot"]["without_prior"]),
+        + stage_inputs("zeroshot", zeroshot_without(wc.exp)),
     output:
         per_category=report(
             "results/zeroshot/{exp}/per_category.csv", category="Zero-shot"
         ),
+        per_shape_with="results/zeroshot/{exp}/per_shape_with.csv",
+        per_shape_without="results/zeroshot/{exp}/per_shape_without.csv",
         figure=report("results/zeroshot/{exp}/samples.png", category="Zero-shot"),
     log:
         "logs/zeroshot/{exp}.log",

@@ -55,7 +55,7 @@ rule cache_features:
 rule pretrain_prompt:
     input:
         cfg=lambda wc: stage_config("pretrain_prompt", prompt_exp(wc.pkey)),
-        weights=lambda wc: run_weights("_base" if wc.pkey == "default" else wc.pkey),
+        weights=lambda wc: run_weights(prompt_exp(wc.pkey)),
         train="results/features/train.h5",
         val="results/features/val.h5",
         files=lambda wc: stage_inputs("pretrain_prompt", prompt_exp(wc.pkey)),

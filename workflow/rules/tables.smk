@@ -79,3 +79,45 @@ rule compute_cost:
         code=code("compute-cost"),
     shell:
         "mesc3d compute-cost --benchmarks benchmarks --out results/tables/compute_cost > {log} 2>&1"
+
+
+rule curves_table:
+    # results/figures/curves_{table}.png: validation CD per epoch of every trained run of one table
+    # (mean and band over its seeds), from each run's results/train/{exp}/metrics.csv
+    input:
+        lambda wc: curve_inputs(wc.table),
+    output:
+        report("results/figures/curves_{table}.png", category="Training curves"),
+    log:
+        "logs/curves/{table}.log",
+    wildcard_constraints:
+        table="|".join(TABLE_FILES.values()),
+    localrule: True
+    params:
+        runs=lambda wc: SHEET.curve_runs(TABLE_IDS[wc.table]),
+        code=codedeps.fingerprint("mesc3d.viz", root=REPO),
+    run:
+        from mesc3d.viz import save_figure, training_curves
+
+        save_figure(
+            training_curves(params.runs, "results", title=wildcards.table),
+            output[0],
+        )
+
+
+rule curves:
+    # the training curves of every table `all` builds that has trained runs
+    input:
+        [
+            f"results/figures/curves_{TABLE_FILES[t]}.png"
+            for t in selected_tables()
+            if SHEET.curve_files(t)
+        ],
+
+
+rule claims:
+    # every claim of the paper with its effect, 95% interval and verdict (mesc3d.table_specs.CLAIMS),
+    # each arm trained with `table_seeds.claims` seeds (default 3); not part of `all`
+    input:
+        "results/tables/claims.csv",
+        "results/figures/curves_claims.png",
