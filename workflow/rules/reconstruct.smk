@@ -10,18 +10,18 @@ RECON_EXP = config["zeroshot"]["with_prior"]
 rule grounding_head:
     output:
         "results/grounding/head.pt",
-    params:
-        code=codedeps.fingerprint("mesc3d.engine.grounding_train", root=REPO),
     log:
         "logs/grounding_head.log",
     benchmark:
         "benchmarks/reconstruct/grounding_head.tsv"
+    conda:
+        "../../environment.yml"
     threads: 1
     resources:
         runtime=30,
         mem_mb=6000,
-    conda:
-        "../../environment.yml"
+    params:
+        code=codedeps.fingerprint("mesc3d.engine.grounding_train", root=REPO),
     shell:
         "OMP_NUM_THREADS=1 mesc3d reconstruct --train-grounding-head {output} > {log} 2>&1"
 
