@@ -285,3 +285,26 @@ def test_complexity_cli_csv(tmp_path, monkeypatch):
     assert list(df.columns) == complexity.CSV_COLUMNS
     assert len(df) == 4 and set(df["prior"]) == {"with", "without"} and set(df["n_points"]) == {64, 128}
     assert (df["latency_s"] > 0).all() and (df["flops_per_image"] > 0).all() and (df["device"] == "cpu").all()
+
+
+def test_resnet_width():
+    """64 is torchvision's ResNet-18 module for module; 32 (the small preset) keeps the layout at a
+    quarter of the weights; ImageNet weights need 64 (one line naming both keys)."""
+    from torchvision.models import resnet18
+
+    from mesc3d.models.backbones import resnet18_backbone
+
+    full = resnet18_backbone(from_dict({"preset": "paper"}).model)
+    ref = resnet18(weights=None)
+    assert [(k, v.shape) for k, v in full.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
+    small = from_dict({"preset": "small"}).model
+    assert small.resnet_width == 32
+    narrow = resnet18_backbone(small)
+    assert list(narrow.state_dict()) == list(ref.state_dict())  # same modules, narrower
+    n_full, n_narrow = (sum(p.numel() for p in m.parameters()) for m in (full, narrow))
+    assert n_full == 11_689_512 and n_narrow < 0.3 * n_full
+    assert narrow(torch.rand(2, 3, 64, 64)).shape == (2, 1000)
+    with pytest.raises(ConfigError, match="model.resnet_width"):
+        resnet18_backbone(from_dict({"preset": "small", "model": {"image_weights": "w.pth"}}).model)
+    with pytest.raises(ConfigError, match="model.resnet_width"):
+        from_dict({"preset": "small", "model": {"resnet_width": 4}})
