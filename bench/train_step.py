@@ -152,12 +152,12 @@ def _revision(tree: Path) -> str:
         return "?"
 
 
-def _run_worker(tree: Path, args) -> dict:
+def _run_worker(tree: Path, args, extra: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=str(tree), OMP_NUM_THREADS=str(args.threads), MKL_NUM_THREADS=str(args.threads))
     cmd = [sys.executable, str(Path(__file__).resolve()), "--worker", "--preset", args.preset,
            "--batch-size", str(args.batch_size), "--threads", str(args.threads), "--device", args.device,
            "--steps", str(args.steps), "--warmup", str(args.warmup)]
-    for s in args.set:
+    for s in args.set + extra:
         cmd += ["--set", s]
     res = subprocess.run(cmd, capture_output=True, text=True, cwd=str(tree), env=env)
     if res.returncode != 0:
@@ -187,6 +187,8 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=12)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--set", action="append", default=[], help="config override key=value (both trees)")
+    p.add_argument("--set-this", action="append", default=[],
+                   help="config override for this tree only (try a preset change against the other tree's)")
     p.add_argument("--against", type=Path, help="another checkout to compare with (alternating subprocesses)")
     p.add_argument("--rounds", type=int, default=3, help="pairs of alternating runs with --against")
     p.add_argument("--json", type=Path, help="write all measurements here")
@@ -208,7 +210,7 @@ def main(argv=None) -> int:
     for r in range(rounds):
         order = trees if r % 2 == 0 else trees[::-1]
         for name, tree in order:
-            res = _run_worker(tree, args)
+            res = _run_worker(tree, args, args.set_this if name == "this" else [])
             runs[name].append(res)
             print(_row(f"{name}[{r}]", res), flush=True)
     load1 = os.getloadavg()

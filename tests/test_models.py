@@ -117,7 +117,7 @@ def test_image_encoder_resnet_tokens():
     from mesc3d.models.image_encoder import build_image_encoder
     from mesc3d.registries import IMAGE_ENCODERS
 
-    cfg = tiny_cfg()
+    cfg = tiny_cfg(resnet_width=64)  # torchvision's ResNet-18 (the small preset narrows it to 32)
     enc = build_image_encoder(cfg.model, cfg.data)
     out = enc(torch.rand(2, 3, 32, 32))
     assert out.shape == (2, 4, 16)
