@@ -308,3 +308,36 @@ def test_resnet_width():
         resnet18_backbone(from_dict({"preset": "small", "model": {"image_weights": "w.pth"}}).model)
     with pytest.raises(ConfigError, match="model.resnet_width"):
         from_dict({"preset": "small", "model": {"resnet_width": 4}})
+
+
+@pytest.mark.parametrize("variant,clamp", [("paper6", False), ("paper6", True), ("released5", False)])
+def test_decoder_factored_modulation_equals_the_explicit_selection(variant, clamp):
+    """The decoders never form S = M ⊙ F (``SelectionMap.conv``); the explicit path is the reference."""
+    cfg = from_dict({"preset": "small", "model": {"esm_variant": variant, "esm_clamp": clamp}})
+    torch.manual_seed(0)
+    d = build_decoder_for_test(cfg.model, 40).double()
+    with torch.no_grad():
+        for m in d.maps:
+            m.weight.normal_()  # entries outside [0, 1], so the clamp matters
+    f = torch.randn(3, 40, dtype=torch.double)
+    F = f[:, :, None]
+    if variant == "paper6":
+        s = d.maps[0](F)
+        x = d.adains[0](d.convs[0](s), s)
+        for k in range(1, len(d.convs)):
+            x = d.adains[k](d.convs[k](x), d.maps[k](F))
+        ref = d.adains[-1](torch.tanh(d.tail(x)), d.maps[-1](F)).transpose(1, 2)
+    else:
+        x = F.expand(-1, -1, d.n_points)
+        for k, conv in enumerate(d.convs):
+            x = conv(x)
+            if k < len(d.maps):
+                x = d.adains[k](x, d.maps[k](F))
+        ref = torch.tanh(d.tail(x)).transpose(1, 2)
+    torch.testing.assert_close(d(f), ref, rtol=1e-10, atol=1e-10)
+
+
+def build_decoder_for_test(model_cfg, in_dim):
+    from mesc3d.models.decoder import build_decoder
+
+    return build_decoder(model_cfg, in_dim)
