@@ -70,6 +70,7 @@ class ModelCfg:
     n_points: int = 2048  # predicted points
     image_encoder: str = "resnet18"  # a name of mesc3d.registries.IMAGE_ENCODERS (the paper: resnet18)
     image_weights: str = field(default="", metadata=PATH)  # optional local weights file for the image encoder (resnet18: ImageNet state dict)
+    resnet_width: int = 64  # base width of the ResNet-18 image encoder / teacher (64 = torchvision's, the paper's; ImageNet weights need 64)
     clip_arch: str = "ViT-B-16"  # open_clip architecture of the clip_frozen/clip_finetune image encoders
     # agglomerated image features (docs/teachers.md): frozen 2D teachers (+ optional trainable resnet18)
     teachers: tuple[str, ...] = ("resnet18", "effnet_lite0")  # names of registries.TEACHERS; image_encoder=agglomerated
@@ -130,7 +131,8 @@ class TrainCfg:
     warmup_lr: float = 1e-5
     weight_decay: float = 0.0
     loss: str = "l1"  # l1 | l2 | l1+l2
-    amp: bool = True  # used only on CUDA
+    amp: bool = True  # mixed precision, used only on CUDA: bf16 where the GPU has it (no scaler), else fp16 + GradScaler
+    compile: bool = False  # stage 2: torch.compile the network (docs/performance.md); same loss within float tolerance
     num_workers: int = 0
     device: str = "auto"  # auto | cpu | cuda
     checkpoint_minutes: float = 10.0  # resume checkpoint period (also written on SIGTERM/SIGINT)
@@ -174,9 +176,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "small": {
         "data": {"image_size": 64},
+        # CPU-sized (docs/performance.md, "The small preset"): the paper's ResNet-18 at 64 px held 88 % of
+        # 13.3 M trainable parameters (8.4 M in layer4, which sees 2 x 2 maps), so its weights, not its
+        # FLOPs, set the step time; width 32 keeps the architecture at 1/4 of the weights.  The decoder's
+        # cost is (fused width + prior_dim) x (sum of its stage widths) per point: fused 12 x 16 = 192
+        # (stage widths 128 64 32 16 8) has 0.6x the decoder FLOPs of 16 x 16 at the same val Chamfer.
         "model": {
             "n_points": 512,
-            "n_tokens": 16,  # fused feature 16 x 16 = 256 (paper 768): the decoder cost scales with it
+            "resnet_width": 32,
+            "n_tokens": 12,  # fused feature 12 x 16 = 192 (paper 768): the decoder cost scales with it
             "token_dim": 16,
             "mit_drop": 0.0,
             "mit_attn_drop": 0.0,
@@ -460,11 +468,11 @@ _MINIMUM = {
     "prompt.epochs": 1, "prompt.batch_size": 1, "prompt.warmup_epochs": 0, "prompt.n_deep": 0,
     "prompt.n_ctx_prefix": 0, "prompt.n_ctx_suffix": 0, "prompt.lr_min": 0.0, "prompt.warmup_lr": 0.0,
     "eval.batch_size": 1, "eval.n_ply": 0, "eval.n_figure": 0, "eval.latency_repeats": 1,
-    "model.n_tokens": 1, "model.token_dim": 1, "model.mit_heads": 1, "model.mit_depth": 1, "model.prior_dim": 1,
+    "model.n_tokens": 1, "model.token_dim": 1, "model.resnet_width": 8, "model.mit_heads": 1, "model.mit_depth": 1, "model.prior_dim": 1,
 }
 # key -> largest allowed value (inclusive): beyond these the model cannot be built in memory
 _MAXIMUM = {
-    "model.n_tokens": 4096, "model.token_dim": 4096, "model.mit_heads": 256, "model.mit_depth": 64,
+    "model.n_tokens": 4096, "model.token_dim": 4096, "model.resnet_width": 1024, "model.mit_heads": 256, "model.mit_depth": 64,
     "model.n_points": 1 << 17, "model.prior_dim": 1 << 14, "model.mit_mlp_ratio": 64.0,
     "model.point_mae.depth": 64, "model.point_mae.decoder_depth": 64, "model.point_mae.trans_dim": 1 << 14,
     "model.point_mae.num_group": 4096, "model.point_mae.group_size": 4096,

@@ -117,7 +117,7 @@ def test_image_encoder_resnet_tokens():
     from mesc3d.models.image_encoder import build_image_encoder
     from mesc3d.registries import IMAGE_ENCODERS
 
-    cfg = tiny_cfg()
+    cfg = tiny_cfg(resnet_width=64)  # torchvision's ResNet-18 (the small preset narrows it to 32)
     enc = build_image_encoder(cfg.model, cfg.data)
     out = enc(torch.rand(2, 3, 32, 32))
     assert out.shape == (2, 4, 16)
@@ -285,3 +285,59 @@ def test_complexity_cli_csv(tmp_path, monkeypatch):
     assert list(df.columns) == complexity.CSV_COLUMNS
     assert len(df) == 4 and set(df["prior"]) == {"with", "without"} and set(df["n_points"]) == {64, 128}
     assert (df["latency_s"] > 0).all() and (df["flops_per_image"] > 0).all() and (df["device"] == "cpu").all()
+
+
+def test_resnet_width():
+    """64 is torchvision's ResNet-18 module for module; 32 (the small preset) keeps the layout at a
+    quarter of the weights; ImageNet weights need 64 (one line naming both keys)."""
+    from torchvision.models import resnet18
+
+    from mesc3d.models.backbones import resnet18_backbone
+
+    full = resnet18_backbone(from_dict({"preset": "paper"}).model)
+    ref = resnet18(weights=None)
+    assert [(k, v.shape) for k, v in full.state_dict().items()] == [(k, v.shape) for k, v in ref.state_dict().items()]
+    small = from_dict({"preset": "small"}).model
+    assert small.resnet_width == 32
+    narrow = resnet18_backbone(small)
+    assert list(narrow.state_dict()) == list(ref.state_dict())  # same modules, narrower
+    n_full, n_narrow = (sum(p.numel() for p in m.parameters()) for m in (full, narrow))
+    assert n_full == 11_689_512 and n_narrow < 0.3 * n_full
+    assert narrow(torch.rand(2, 3, 64, 64)).shape == (2, 1000)
+    with pytest.raises(ConfigError, match="model.resnet_width"):
+        resnet18_backbone(from_dict({"preset": "small", "model": {"image_weights": "w.pth"}}).model)
+    with pytest.raises(ConfigError, match="model.resnet_width"):
+        from_dict({"preset": "small", "model": {"resnet_width": 4}})
+
+
+@pytest.mark.parametrize("variant,clamp", [("paper6", False), ("paper6", True), ("released5", False)])
+def test_decoder_factored_modulation_equals_the_explicit_selection(variant, clamp):
+    """The decoders never form S = M ⊙ F (``SelectionMap.conv``); the explicit path is the reference."""
+    cfg = from_dict({"preset": "small", "model": {"esm_variant": variant, "esm_clamp": clamp}})
+    torch.manual_seed(0)
+    d = build_decoder_for_test(cfg.model, 40).double()
+    with torch.no_grad():
+        for m in d.maps:
+            m.weight.normal_()  # entries outside [0, 1], so the clamp matters
+    f = torch.randn(3, 40, dtype=torch.double)
+    F = f[:, :, None]
+    if variant == "paper6":
+        s = d.maps[0](F)
+        x = d.adains[0](d.convs[0](s), s)
+        for k in range(1, len(d.convs)):
+            x = d.adains[k](d.convs[k](x), d.maps[k](F))
+        ref = d.adains[-1](torch.tanh(d.tail(x)), d.maps[-1](F)).transpose(1, 2)
+    else:
+        x = F.expand(-1, -1, d.n_points)
+        for k, conv in enumerate(d.convs):
+            x = conv(x)
+            if k < len(d.maps):
+                x = d.adains[k](x, d.maps[k](F))
+        ref = torch.tanh(d.tail(x)).transpose(1, 2)
+    torch.testing.assert_close(d(f), ref, rtol=1e-10, atol=1e-10)
+
+
+def build_decoder_for_test(model_cfg, in_dim):
+    from mesc3d.models.decoder import build_decoder
+
+    return build_decoder(model_cfg, in_dim)

@@ -64,7 +64,7 @@ def loop_cfg(cfg: Any, stage: str):
     t = cfg.train
     if stage == "train":
         return LoopCfg(t.lr, t.lr_min, t.warmup_lr, t.warmup_epochs, t.epochs, t.max_steps, t.val_every,
-                       t.checkpoint_minutes, t.amp, t.device)
+                       t.checkpoint_minutes, t.amp, t.device, compile=t.compile)
     if stage == "pretrain_pointmae":
         return LoopCfg(t.pointmae_lr, 0.0, 0.0, 0.1 * t.pointmae_epochs, t.pointmae_epochs, t.max_steps, 1,
                        t.checkpoint_minutes, t.amp, t.device)

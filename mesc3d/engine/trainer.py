@@ -2,7 +2,8 @@
 
 nanoGPT-simple: a small *task* object (``mesc3d.engine.tasks``) knows its model, optimiser, batches
 and loss; ``Engine`` owns everything else -- the LR schedule (``schedule.CosineWarmup``, a pure
-function of the global step), AMP (CUDA only), DistributedDataParallel under torchrun, SIGTERM/SIGINT,
+function of the global step), mixed precision (CUDA only: bf16 autocast where the GPU has it, else
+fp16 with a GradScaler), optional ``torch.compile``, DistributedDataParallel under torchrun, SIGTERM/SIGINT,
 periodic (``checkpoint_minutes``) and end-of-epoch resume checkpoints, metrics rows, validation
 every ``val_every`` epochs and best-weights selection.
 
@@ -114,8 +115,10 @@ class LoopCfg:
     max_steps: int = 0  # >0 stops after this many global steps
     val_every: int = 1
     checkpoint_minutes: float = 10.0
-    amp: bool = False  # fp16 autocast + grad scaling, CUDA only
+    amp: bool = False  # mixed precision, CUDA only: bf16 autocast where supported, else fp16 + grad scaling
     device: str = "auto"
+    amp_dtype: str = "auto"  # auto (bf16 if the GPU supports it, else fp16) | bf16 | fp16
+    compile: bool = False  # torch.compile the network (stage 2: train.compile)
 
 
 def _self_signal_at() -> tuple[int, int] | None:
@@ -124,6 +127,17 @@ def _self_signal_at() -> tuple[int, int] | None:
         return None
     step, _, name = spec.partition(":")
     return int(step), int(getattr(signal, f"SIG{name or 'TERM'}"))
+
+
+def amp_dtype(name: str, device: torch.device) -> torch.dtype:
+    """Autocast dtype of mixed precision: ``auto`` = bf16 where the device computes it natively
+    (CUDA compute capability >= 8: A100, H100, ...), else fp16 (with loss scaling)."""
+    if name not in ("auto", "bf16", "fp16"):
+        raise ValueError(f"amp dtype must be auto, bf16 or fp16, got {name!r}")
+    if name == "auto":
+        native = device.type != "cuda" or torch.cuda.is_bf16_supported(including_emulation=False)
+        name = "bf16" if native else "fp16"
+    return torch.bfloat16 if name == "bf16" else torch.float16
 
 
 class Engine:
@@ -140,10 +154,12 @@ class Engine:
         self._signal_at = _self_signal_at()
         self.log_name = log_name
         self.amp = loop.amp and self.device.type == "cuda"
+        self.amp_dtype = amp_dtype(loop.amp_dtype, self.device) if self.amp else torch.float32
         task.to(self.device)
         self.model = task.model
         self.optimizer = task.make_optimizer()
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        # fp16 needs loss scaling (its range underflows small gradients); bf16 has float32's range
+        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.steps_per_epoch = max(1, int(task.steps_per_epoch(self.dist)))
         self.schedule = CosineWarmup(loop.lr, loop.lr_min, loop.warmup_lr, loop.warmup_epochs, loop.epochs,
                                      self.steps_per_epoch)
@@ -154,6 +170,8 @@ class Engine:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.net = DistributedDataParallel(self.model, device_ids=ids, find_unused_parameters=True)
+        if loop.compile:  # the checkpoints keep the plain module's state dict (same keys either way)
+            self.net = torch.compile(self.net)
 
     # ------------------------------------------------------------------ task defaults
     def _model_state(self) -> dict[str, torch.Tensor]:
@@ -165,7 +183,7 @@ class Engine:
         put(state) if put else self.model.load_state_dict(state)
 
     def autocast(self):
-        return torch.autocast(self.device.type, dtype=torch.float16, enabled=self.amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     # ------------------------------------------------------------------ checkpoints
     def _state_dict(self, st: TrainState) -> dict[str, Any]:
@@ -293,10 +311,10 @@ class Engine:
         loss = self.task.loss(self.net, batch, self.autocast)
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
-        # before the weights change: a non-finite loss, or (without AMP, whose scaler skips such steps)
-        # a non-finite gradient, stops the run; the last resume checkpoint stays the last good one
+        # before the weights change: a non-finite loss, or (without fp16 loss scaling, whose scaler skips
+        # such steps) a non-finite gradient, stops the run; the last resume checkpoint stays the last good one
         what = "loss" if not torch.isfinite(loss) else None
-        if what is None and not self.amp and not self._grads_finite():
+        if what is None and not self.scaler.is_enabled() and not self._grads_finite():
             what = "gradient"
         if what:
             self._diverged(what, st, lr)
@@ -308,8 +326,19 @@ class Engine:
         return float(loss.detach())
 
     def _grads_finite(self) -> bool:
-        grads = [p.grad for p in self.model.parameters() if p.grad is not None]
-        return not grads or bool(torch.stack([torch.isfinite(g).all() for g in grads]).all())
+        """One fused pass over the gradients: the grad scaler's own non-finite check with scale 1, so
+        no gradient changes (one kernel per device and dtype instead of one reduction per tensor)."""
+        groups: dict[tuple, list[torch.Tensor]] = {}
+        for p in self.model.parameters():
+            if p.grad is not None:
+                g = p.grad.coalesce().values() if p.grad.is_sparse else p.grad
+                groups.setdefault((g.device, g.dtype), []).append(g)
+        for (device, _), grads in groups.items():
+            found, one = torch.zeros((), device=device), torch.ones((), device=device)
+            torch._amp_foreach_non_finite_check_and_unscale_(grads, found, one)
+            if bool(found):
+                return False
+        return True
 
     def _weights_finite(self) -> bool:
         return all(torch.isfinite(v).all() for v in self._model_state().values()

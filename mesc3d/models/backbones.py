@@ -4,7 +4,8 @@
   resize-then-normalise (bilinear, antialiased; ``size`` None = no resize); the constants are the
   registry's (``mesc3d.registries``: CLIP, ImageNet, [-1, 1]).
 - ``resnet18_backbone(model_cfg)``: torchvision ResNet-18, (B, 3, H, W) -> (B, 1000), random init
-  (as the paper) or the LOCAL torchvision state dict ``model.image_weights`` (nothing is downloaded).
+  (as the paper) or the LOCAL torchvision state dict ``model.image_weights`` (nothing is downloaded);
+  ``model.resnet_width`` scales its channels (64 = torchvision's; the small preset uses 32).
 - ``build_clip_visual(model_cfg, image_size, weights, key) -> (tower, embed_dim, image_size)``: the
   open_clip ``model.clip_arch`` visual tower from a visual-only state dict or any CLIP weights
   ``clip_weights.load_clip`` reads; no weights -> refused (tests allow a random tower with
@@ -44,11 +45,39 @@ def load_local_state(path: str, what: str = "a state dict") -> dict[str, torch.T
     return state_dict_of(load_torch(path, "weights file"), path, what)
 
 
-def resnet18_backbone(model_cfg: ModelCfg) -> nn.Module:
-    """torchvision ResNet-18 (B, 3, H, W) -> (B, 1000); ``model.image_weights`` = optional local start."""
+def _resnet18(width: int) -> nn.Module:
+    """torchvision ResNet-18 with base width ``width`` (64: torchvision's own, module for module): the
+    stem and layer1..4 get width, 2, 4, 8 x width channels, the fc head 8 x width -> 1000; torchvision's
+    init (Kaiming-normal convs, unit BatchNorm)."""
     from torchvision.models import resnet18
+    from torchvision.models.resnet import BasicBlock
 
-    backbone = resnet18(weights=None, num_classes=1000)  # (B, 3, H, W) -> (B, 1000)
+    net = resnet18(weights=None, num_classes=1000)  # (B, 3, H, W) -> (B, 1000)
+    if width == 64:
+        return net
+    net.inplanes = width
+    net.conv1 = nn.Conv2d(3, width, kernel_size=7, stride=2, padding=3, bias=False)
+    net.bn1 = nn.BatchNorm2d(width)
+    for i in range(4):
+        setattr(net, f"layer{i + 1}", net._make_layer(BasicBlock, width << i, 2, stride=1 if i == 0 else 2))
+    net.fc = nn.Linear(8 * width, 1000)
+    for m in net.modules():
+        if isinstance(m, nn.Conv2d):
+            nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.constant_(m.weight, 1)
+            nn.init.constant_(m.bias, 0)
+    return net
+
+
+def resnet18_backbone(model_cfg: ModelCfg) -> nn.Module:
+    """ResNet-18 (B, 3, H, W) -> (B, 1000) of base width ``model.resnet_width`` (64 = torchvision's);
+    ``model.image_weights`` = optional local torchvision state dict to start from (width 64 only)."""
+    width = model_cfg.resnet_width
+    if model_cfg.image_weights and width != 64:
+        raise ConfigError(f"model.image_weights {model_cfg.image_weights!r} is a torchvision ResNet-18 (width 64); "
+                          f"model.resnet_width is {width}")
+    backbone = _resnet18(width)
     if model_cfg.image_weights:
         state = load_local_state(model_cfg.image_weights)
         try:

@@ -78,12 +78,13 @@ class ESMDecoderPaper6(nn.Module):
 
     def forward(self, feat: torch.Tensor) -> torch.Tensor:
         f = _check_feat(feat, self.in_dim)  # (B, C, 1)
-        s = self.maps[0](f)  # (B, C, N)
-        x = self.adains[0](self.convs[0](s), s)  # (B, w1, N)
+        # s_k = M_k ⊙ F is never formed: conv(s_k) = (W ⊙ F^T) @ M_k (SelectionMap.conv)
+        conv0, bn_act0 = self.convs[0][0], self.convs[0][1:]
+        x = self.adains[0].forward_map(bn_act0(self.maps[0].conv(conv0, f)), f, self.maps[0])  # (B, w1, N)
         for k in range(1, len(self.convs)):
-            x = self.adains[k](self.convs[k](x), self.maps[k](f))  # (B, w_k, N)
+            x = self.adains[k].forward_map(self.convs[k](x), f, self.maps[k])  # (B, w_k, N)
         out = torch.tanh(self.tail(x))  # (B, 3, N)
-        out = self.adains[-1](out, self.maps[-1](f))  # 6th stage modulates xyz
+        out = self.adains[-1].forward_map(out, f, self.maps[-1])  # 6th stage modulates xyz
         return out.transpose(1, 2).contiguous()  # (B, N, 3)
 
 
@@ -105,7 +106,7 @@ class ESMDecoderReleased5(nn.Module):
         for k, conv in enumerate(self.convs):
             x = conv(x)  # (B, w_k, N)
             if k < len(self.maps):
-                x = self.adains[k](x, self.maps[k](f))
+                x = self.adains[k].forward_map(x, f, self.maps[k])  # = adains[k](x, M_k ⊙ F)
         return torch.tanh(self.tail(x)).transpose(1, 2).contiguous()  # (B, N, 3)
 
 
