@@ -30,7 +30,7 @@ from mesc3d.models.grounding import clip_box, largest_component_box
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
-HEAD_VERSION = 1
+HEAD_VERSION = 2  # 2: the thin-class / banded-background training recipe (a cached v1 head is not reused)
 
 
 def network_input(rgb: np.ndarray, side: int = GRID_SIDE) -> torch.Tensor:
