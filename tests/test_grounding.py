@@ -45,6 +45,30 @@ def test_box_iou_and_score_box():
     score[60:95, 70:110] = 0.6  # weaker, below half of the peak after scaling below
     assert gh.score_box(score * np.where(score < 1, 0.8, 1.0), 0.5, pad=0.0) == (20, 10, 60, 30)
     assert gh.score_box(np.zeros((8, 8))) is None
+    thin = np.zeros((40, 100))
+    thin[18:22, 10:90] = 0.55  # a rifle-like object: weak along its length ...
+    thin[18:22, 40:50] = 1.0  # ... strongest in one place
+    thin[5:8, 5:8] = 0.7  # a separate weaker blob above the grow threshold
+    assert gh.score_box(thin, 0.6, pad=0.0) == (40, 18, 50, 22)
+    assert gh.score_box(thin, 0.6, pad=0.0, grow=0.5) == (10, 18, 90, 22)
+
+
+def test_reported_box_is_the_masks_unless_grabcut_kept_a_fragment():
+    from mesc3d.engine.ground import Grounder
+
+    g = Grounder.__new__(Grounder)  # no networks: the box is given
+    g.box = lambda rgb, text: ((10, 10, 90, 30), "head", [])
+    rgb = np.zeros((40, 100, 3), np.uint8)
+
+    def masker(x0, x1):
+        def m(_rgb, _box):
+            out = np.zeros((40, 100), bool)
+            out[12:28, x0:x1] = True
+            return out
+        return m
+
+    assert g.ground(rgb, "rifle", masker(12, 85))[1] == (12, 12, 85, 28)  # most of the box: the mask's
+    assert g.ground(rgb, "rifle", masker(40, 50))[1] == (10, 10, 90, 30)  # one piece: the box
 
 
 def test_head_fits_and_round_trips(tmp_path):

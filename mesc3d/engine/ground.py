@@ -11,9 +11,13 @@ trained on first use).  Per photo, one EfficientNet pass gives two score maps (H
   >= 0.45) against the photo's own top classes.
 
 Fused: ``head + CAM_WEIGHT * cam`` when the text has a vocabulary class, ``cam`` alone otherwise.
-The box is the region above ``threshold`` of the peak holding the most score; when it is small, the
-best of the map's candidate regions is seen again zoomed (``mesc3d.models.grounding_head``) and the
-box taken from that view.  GrabCut turns the box into a mask; the reported box is the mask's.  Text that matches neither uses the centre box (warned).
+The box is the region above ``threshold`` of the peak holding the most score, grown into the
+connected area above ``GROW`` of the peak around it (the weaker cells along a thin object); when it
+is small, the best of the map's candidate regions is seen again zoomed
+(``mesc3d.models.grounding_head``) and the box taken from that view.  GrabCut turns the box into a
+mask; the reported box is the mask's, unless that covers less than ``MASK_BOX_MIN_SHARE`` of the
+box's area (GrabCut kept one piece of a thin object): then the box itself.  Text that matches
+neither uses the centre box (warned).
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ TABLE_VERSION = "imagenet_minilm_v1"
 VOCAB_MIN_COS = 0.6
 CAM_WEIGHT = 0.1
 ZOOM_CANDIDATES, ZOOM_CANDIDATE_THRESHOLD = 3, 0.35
+GROW, BOX_PAD = 0.5, 0.03  # the box's region: above threshold x peak, grown into what stays above GROW x peak
+MASK_BOX_MIN_SHARE = 0.35  # the mask's box is reported unless its area is under this share of the score box's
 ZOOM_MAX_FRAC = 0.4  # second look when the box's longer side is under this share of the shorter photo side
 
 
@@ -102,6 +108,7 @@ class Grounder:
         self.threshold, self.min_similarity = threshold, min_similarity
         self._text_cache: dict[str, tuple] = {}
         self.zoom = True
+        self.grow, self.pad = GROW, BOX_PAD
 
     def vocab_class(self, text: str) -> tuple[int | None, float]:
         key = text.strip().lower()
@@ -141,7 +148,7 @@ class Grounder:
     def box(self, rgb: np.ndarray, text: str) -> tuple[tuple[int, int, int, int], str, list[str]]:
         h, w = rgb.shape[:2]
         score, source, used = self.score(rgb, text)
-        box = gh.score_box(score, self.threshold) if score is not None else None
+        box = gh.score_box(score, self.threshold, self.pad, self.grow) if score is not None else None
         if box is None:
             return gr.centre_box(w, h), "centre", used
         small = max(box[2] - box[0], box[3] - box[1]) < ZOOM_MAX_FRAC * min(h, w)
@@ -157,7 +164,7 @@ class Grounder:
         wins = gh.windows([b for b, _ in cands], rgb.shape[:2])
         maps = gh.zoom_scores(self.net, self.head, rgb, wins, class_index)
         best = int(np.argmax([float(m.max()) for m in maps]))
-        inner = gh.score_box(maps[best], self.threshold)
+        inner = gh.score_box(maps[best], self.threshold, self.pad, self.grow)
         return gh.box_in_window(inner, wins[best], rgb.shape[:2]) if inner is not None else None
 
     def ground(self, rgb: np.ndarray, text: str, masker=None):
@@ -167,7 +174,13 @@ class Grounder:
         if not mask.any():
             mask = gr.grabcut_mask(rgb, box)
         mb = gr.mask_box(mask) if source != "centre" else None
+        if mb is not None and _area(mb) < MASK_BOX_MIN_SHARE * _area(box):
+            mb = None  # GrabCut kept one piece of a thin object (a rifle's stock, a lamp's shade): keep the box
         return mask, tuple(int(v) for v in (mb or box)), source, used
+
+
+def _area(box) -> int:
+    return max(1, (box[2] - box[0]) * (box[3] - box[1]))
 
 
 __all__ = ["ALL_NAMES", "Grounder", "TextToImageNet", "cache_dir"]

@@ -13,8 +13,9 @@ One EfficientNet-Lite0 pass over the photo (longer side ``GRID_SIDE`` pixels, as
   are not the text's))``, normalised to a peak of 1 -- a map that ignores what the photo is mostly
   about when the text names something else.
 
-``score_box(score, threshold)`` turns an (H, W) score map into a box: the connected region above
-``threshold * peak`` holding the most score; ``candidates`` / ``windows`` / ``zoom_scores`` give the
+``score_box(score, threshold, pad, grow)`` turns an (H, W) score map into a box: the connected
+region above ``threshold * peak`` holding the most score (grown into the area above ``grow * peak``
+around it); ``candidates`` / ``windows`` / ``zoom_scores`` give the
 best regions a second, zoomed look in one batch.  All maps are numpy (H, W) at photo resolution.
 """
 
@@ -29,7 +30,7 @@ from mesc3d.models.grounding import clip_box, largest_component_box
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
-HEAD_VERSION = 1
+HEAD_VERSION = 2  # 2: the thin-class / banded-background training recipe (a cached v1 head is not reused)
 
 
 def network_input(rgb: np.ndarray, side: int = GRID_SIDE) -> torch.Tensor:
@@ -126,13 +127,20 @@ def contrastive_cam(net, feats: torch.Tensor, logits: torch.Tensor, class_ids: l
     return _upsample(diff / diff.max().clamp_min(1e-12), hw)
 
 
-def score_box(score: np.ndarray, threshold: float = 0.5, pad: float = 0.03) -> tuple[int, int, int, int] | None:
+def score_box(score: np.ndarray, threshold: float = 0.5, pad: float = 0.03,
+              grow: float | None = None) -> tuple[int, int, int, int] | None:
     """(H, W) score map -> the padded box of the connected region above ``threshold * peak`` holding
-    the most score, or None when the map is flat zero."""
+    the most score, or None when the map is flat zero.  With ``grow`` (< ``threshold``) the regions
+    are the connected areas above ``grow * peak`` and the one holding the most score above
+    ``threshold * peak`` wins (hysteresis): the weaker cells along a thin object join its strongest."""
     peak = float(score.max())
     if peak <= 0:
         return None
-    box = largest_component_box(score >= threshold * peak, score)
+    core = score >= threshold * peak
+    if grow is not None and grow < threshold:
+        box = largest_component_box(score >= grow * peak, np.where(core, score, 0.0))
+    else:
+        box = largest_component_box(core, score)
     if box is None:
         return None
     h, w = score.shape
