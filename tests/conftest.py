@@ -111,22 +111,14 @@ def smoke_run(tmp_path_factory):
     """A copy of the working tree (tracked + untracked, not ignored) with the smoke DAG run to completion,
     once per session (tests/test_workflow.py and tests/test_invalidation.py share it).  The DAG and the
     jobs use the copy's package (PYTHONPATH), and every stage records its config reads under reads/."""
-    import shutil
     import subprocess
 
-    dst = tmp_path_factory.mktemp("smoke")
-    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, dst / rel)
+    dst = copy_worktree(tmp_path_factory.mktemp("smoke"))
     # tests/record_reads/sitecustomize.py installs the recorder in every job (the package never does)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(dst / "tests" / "record_reads"), str(dst)]),
            "MESC3D_RECORD_CONFIG_READS": str(dst / "reads")}
     res = subprocess.run([sys.executable, "-m", "snakemake", "--configfile", "config/smoke.yaml", "--cores", "2"],
-                         cwd=dst, env=env, capture_output=True, text=True, timeout=1500)
+                         cwd=dst, env=env, capture_output=True, text=True, timeout=2400)
     if res.returncode != 0:
         raise AssertionError(f"smoke run failed:\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return dst, res
@@ -148,3 +140,56 @@ def pointmae_toy_run(base, epochs: int = 2) -> list[str]:
             "train.device=cpu"]
     return ["--config", str(base / "run.yaml"), "--train", str(base / "train.npz")] + [
         a for s in sets for a in ("--set", s)]
+
+
+# ---------------------------------------------------------------- shared by the workflow-level tests
+def copy_worktree(dst: Path) -> Path:
+    """Copy the working tree (tracked + untracked, not ignored) to ``dst``: a DAG runs there untouched."""
+    import subprocess
+
+    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
+                           text=True, check=True).stdout.split("\0")
+    for rel in filter(None, files):
+        src = REPO / rel
+        if src.is_file() and not src.is_symlink():
+            (dst / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / rel)
+    return dst
+
+
+SMOKE = ("--configfile", "config/smoke.yaml")
+
+
+def smk(dst: Path, *args: str, timeout: int = 600):
+    """``snakemake --configfile config/smoke.yaml ARGS`` in the copy ``dst`` (its package on PYTHONPATH)."""
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if k != "MESC3D_RECORD_CONFIG_READS"}
+    env["PYTHONPATH"] = str(dst)  # the copy's package builds the DAG and runs the jobs
+    res = subprocess.run([sys.executable, "-m", "snakemake", *SMOKE, *args], cwd=dst, env=env,
+                         capture_output=True, text=True, timeout=timeout)
+    if res.returncode != 0:
+        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
+
+
+def planned(dst: Path, *args: str) -> dict[str, set[str]]:
+    """rule -> set of wildcard values ("" for none; "a/b" for two) of every job ``snakemake -n ARGS`` plans."""
+    import re
+    from collections import defaultdict
+
+    out = smk(dst, "-n", *args).stdout
+    jobs: dict[str, set[str]] = defaultdict(set)
+    rule = None
+    for line in out.splitlines() + ["["]:
+        line = line.strip()
+        m = re.match(r"^(?:local)?rule (\w+):$", line)
+        if m or line.startswith("[") or line.startswith("Job stats"):
+            if rule is not None:
+                jobs[rule].add("")
+            rule = m.group(1) if m else None
+            continue
+        if line.startswith("wildcards: ") and rule is not None:  # "stage=train, exp=mesc3d" -> "train/mesc3d"
+            jobs[rule].add("/".join(kv.split("=", 1)[1] for kv in line[len("wildcards: "):].split(", ")))
+            rule = None
+    return dict(jobs)

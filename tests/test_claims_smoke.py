@@ -8,49 +8,25 @@ the claims table and curves, and nothing of seeds 0-2.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from tests.test_invalidation import REPO, planned, smk
+from conftest import copy_worktree, planned, smk
 
 pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
 def claims_run(tmp_path_factory):
-    dst = tmp_path_factory.mktemp("claims")
-    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        (dst / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(REPO / rel, dst / rel)
+    dst = copy_worktree(tmp_path_factory.mktemp("claims"))
     smk(dst, "--cores", "2", "claims", timeout=1800)
     return dst
 
 
 def planned_claims(dst: Path, *extra: str) -> dict[str, set[str]]:
-    import re
-    from collections import defaultdict
-
-    out = smk(dst, "-n", "claims", *extra).stdout
-    jobs: dict[str, set[str]] = defaultdict(set)
-    rule = None
-    for line in out.splitlines() + ["["]:
-        line = line.strip()
-        m = re.match(r"^(?:local)?rule (\w+):$", line)
-        if m or line.startswith("[") or line.startswith("Job stats"):
-            if rule is not None:
-                jobs[rule].add("")
-            rule = m.group(1) if m else None
-            continue
-        if line.startswith("wildcards: ") and rule is not None:
-            jobs[rule].add("/".join(kv.split("=", 1)[1] for kv in line[len("wildcards: "):].split(", ")))
-            rule = None
-    return dict(jobs)
+    return planned(dst, "claims", *extra)
 
 
 def test_claims_table_from_the_smoke_run(claims_run):

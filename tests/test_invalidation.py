@@ -9,19 +9,13 @@ nothing may be planned.  README "Reruns after a change" states the same table.
 from __future__ import annotations
 
 import json
-import os
-import re
 import shutil
-import subprocess
-import sys
-from collections import defaultdict
 from pathlib import Path
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
-SMOKE = ("--configfile", "config/smoke.yaml")
+from conftest import REPO, SMOKE, planned, smk  # noqa: F401 - shared with test_claims_smoke
 
 MESC = {"mesc3d", "tab3_baseline", "tab3_esm", "tab5_shallow"}  # kind mesc3d rows of the smoke sheet
 BASELINES = {"retrieval", "class_mean"}
@@ -29,35 +23,6 @@ TABLES = {"table1_shapenet", "table2_pix3d", "table3_ablation", "table5_stage1",
 INDEX = {"tables": {""}, "compute_cost": {""}, "all": {""}}  # all.tex, cost table, the target rule
 WITH_PRIOR = {"mesc3d", "tab5_shallow"}  # tab3_* run without the text prior
 RECON = {"reconstruct_unseen": {""}}  # in-the-wild reconstruction with the main model (its model.pt)
-
-
-def smk(dst: Path, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if k != "MESC3D_RECORD_CONFIG_READS"}
-    env["PYTHONPATH"] = str(dst)  # the copy's package builds the DAG and runs the jobs
-    res = subprocess.run([sys.executable, "-m", "snakemake", *SMOKE, *args], cwd=dst, env=env,
-                         capture_output=True, text=True, timeout=timeout)
-    if res.returncode != 0:
-        raise AssertionError(f"snakemake {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
-    return res
-
-
-def planned(dst: Path) -> dict[str, set[str]]:
-    """rule -> set of wildcard values ("" for none; "a/b" for two) of every job `snakemake -n` plans."""
-    out = smk(dst, "-n").stdout
-    jobs: dict[str, set[str]] = defaultdict(set)
-    rule = None
-    for line in out.splitlines() + ["["]:
-        line = line.strip()
-        m = re.match(r"^(?:local)?rule (\w+):$", line)
-        if m or line.startswith("[") or line.startswith("Job stats"):
-            if rule is not None:
-                jobs[rule].add("")
-            rule = m.group(1) if m else None
-            continue
-        if line.startswith("wildcards: ") and rule is not None:  # "stage=train, exp=mesc3d" -> "train/mesc3d"
-            jobs[rule].add("/".join(kv.split("=", 1)[1] for kv in line[len("wildcards: "):].split(", ")))
-            rule = None
-    return dict(jobs)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import trimesh
 import yaml
+from conftest import copy_worktree
 
 from mesc3d.config import ENUMS, from_dict
 from mesc3d.errors import BadInputError, ConfigError
@@ -163,14 +163,7 @@ def test_a_listed_class_without_a_folder_is_one_line(tmp_path):
 def test_meshes_config_runs_main_table_end_to_end(tmp_path):
     """`snakemake --configfile config/meshes.yaml --config 'meshes={root: DIR}' main_table` on 2 classes
     x 4 meshes (+ bad files): trains, evaluates and writes table1 with the folder's classes."""
-    work = tmp_path / "repo"
-    files = subprocess.run(["git", "ls-files", "-z", "-co", "--exclude-standard"], cwd=REPO, capture_output=True,
-                           text=True, check=True).stdout.split("\0")
-    for rel in filter(None, files):
-        src = REPO / rel
-        if src.is_file() and not src.is_symlink():
-            (work / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(src, work / rel)
+    work = copy_worktree(tmp_path / "repo")
     root = mesh_folder(tmp_path / "my meshes" / "ROOT", classes=("mugs", "boxes"))
     env = {**os.environ, "PYTHONPATH": str(work), "OMP_NUM_THREADS": "1"}
     t0 = time.monotonic()
