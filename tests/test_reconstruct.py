@@ -92,6 +92,23 @@ def test_contrastive_cam_finds_the_pasted_cat(effnet, one_thread):
     assert x0 <= cx < x0 + 180 and y0 <= cy < y0 + 120
 
 
+def test_the_named_dominant_object_is_not_contrasted_away(effnet, one_thread):
+    """Text outside the head's classes naming the photo's own main object (scikit-image's coffee photo,
+    "cup"): its classes rank among the photo's top 5, so the plain map is used; contrasting against the
+    photo's other top classes (espresso, coffee mug ...) would leave only the cup's rim."""
+    from skimage.data import coffee
+
+    from mesc3d.engine.ground import DOMINANT_RANK
+    from mesc3d.models import grounding_head as gh
+
+    rgb = coffee()  # (400, 600, 3); the cup and its contents fill about x 175-410, y 60-210
+    cup_ids = [968, 504]  # ImageNet "cup", "coffee mug"
+    _, feats, logits = gh.pyramid(effnet, gh.network_input(rgb))
+    assert gh.among_top(logits, cup_ids, DOMINANT_RANK)
+    box = gh.score_box(gh.contrastive_cam(effnet, feats, logits, cup_ids, rgb.shape[:2], n_other=0), 0.6)
+    assert gr.box_iou(box, (175, 60, 410, 210)) > 0.5, box
+
+
 def test_text_to_classes_threshold():
     table = torch.nn.functional.normalize(torch.eye(4, 8) + 0.01, dim=1)  # (4, 8)
     ids, cos = gr.text_to_classes(table[2], table, k=2, min_similarity=0.9)

@@ -37,6 +37,10 @@ log = logging.getLogger(__name__)
 TABLE_VERSION = "imagenet_minilm_v1"
 VOCAB_MIN_COS = 0.6
 CAM_WEIGHT = 0.1
+# text outside the head's classes: when one of its ImageNet classes is among the photo's top DOMINANT_RANK
+# predictions, the photo's other top classes are near-synonyms of the named object (cup / espresso /
+# coffee mug), and subtracting their maps would leave only its rim; the plain map is used then
+DOMINANT_RANK = 5
 ZOOM_CANDIDATES, ZOOM_CANDIDATE_THRESHOLD = 3, 0.35
 GROW, BOX_PAD = 0.5, 0.03  # the box's region: above threshold x peak, grown into what stays above GROW x peak
 MASK_BOX_MIN_SHARE = 0.35  # the mask's box is reported unless its area is under this share of the score box's
@@ -140,6 +144,8 @@ class Grounder:
                 return score + CAM_WEIGHT * cam, "head+cam", used
             return score, "head", used
         if cam is not None:
+            if gh.among_top(logits, ids, DOMINANT_RANK):  # the photo's own main object is the one named:
+                cam = gh.contrastive_cam(self.net, feats, logits, ids, hw, n_other=0)  # nothing to contrast
             return cam, "cam", used
         log.warning("text %r matches no ImageNet class (closest %r, cosine %.2f < %.2f) and no class of %s: "
                     "using the centre box", text, best[0], best[1], self.min_similarity, "the vocabulary")

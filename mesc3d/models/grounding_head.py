@@ -103,6 +103,12 @@ def head_score(head: GroundingHead, pyr: torch.Tensor, class_index: int, hw) -> 
     return _upsample(0.5 * (1.0 - prob[0]) + 0.5 * prob[1 + class_index], hw)
 
 
+def among_top(logits: torch.Tensor, class_ids: list[int], k: int) -> bool:
+    """Is one of ``class_ids`` among the ``k`` most probable classes of ``logits`` (1, 1000)?"""
+    top = torch.topk(logits[0].detach(), k).indices.tolist()
+    return any(int(i) in top for i in class_ids)
+
+
 @torch.no_grad()
 def contrastive_cam(net, feats: torch.Tensor, logits: torch.Tensor, class_ids: list[int], hw,
                     n_other: int = 5) -> np.ndarray:
