@@ -23,17 +23,21 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # Keep the tests off the Slurm controller wait: once slurm-client is installed (tests/test_slurm.py
 # installs it) and no controller answers, Snakemake's Slurm executor plugin runs `scontrol show config`
 # when Snakemake starts and waits ~9 s for it, in every snakemake call.  This stand-in, first on PATH
-# for the whole session, answers that one query at once as an unreachable controller does (the plugin
-# then uses its defaults) and passes every other call to the real scontrol.  Tests marked `slurm`
-# (a local controller is up) get the real answer (MESC3D_TEST_SLURM_UP, set by the fixture below).
+# for the whole session, gives that one query 2 s (a local controller answers at once; an unreachable
+# one fails, and the plugin uses its defaults) and passes every other call to the real scontrol.  The
+# real answer matters to the Slurm tests, also in module-scoped fixtures that run before the
+# function-scoped MESC3D_TEST_SLURM_UP below: without MinJobAge the plugin falls back to sacct, which
+# the local cluster (no accounting) cannot answer, and the rehearsal waits forever.
 _FAKE_BIN = Path(tempfile.mkdtemp(prefix="mesc3d-test-bin-"))
 atexit.register(shutil.rmtree, _FAKE_BIN, True)
 (_FAKE_BIN / "scontrol").write_text(f"""#!/bin/sh
-if [ "$1" = show ] && [ "$2" = config ] && [ -z "$MESC3D_TEST_SLURM_UP" ]; then
-    echo "slurm_load_ctl_conf error: Unable to contact slurm controller (connect failure)" >&2
-    exit 1
-fi
 PATH=$(printf %s "$PATH" | tr : '\\n' | grep -vxF '{_FAKE_BIN}' | paste -sd: -)
+if [ "$1" = show ] && [ "$2" = config ] && [ -z "$MESC3D_TEST_SLURM_UP" ]; then
+    # a local controller (the Slurm tests' cluster) answers in well under a second; an unreachable
+    # one makes scontrol wait ~9 s: give up after 2 s as an unreachable controller does
+    command -v scontrol >/dev/null || {{ echo "slurm_load_ctl_conf error: no controller" >&2; exit 1; }}
+    exec timeout 2 scontrol "$@"
+fi
 exec scontrol "$@"
 """)
 (_FAKE_BIN / "scontrol").chmod(0o755)
