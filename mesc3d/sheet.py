@@ -21,7 +21,7 @@ from typing import Any, Mapping
 
 import pandas as pd
 
-from mesc3d.config import MissingWeightsError, deep_merge, from_dict, parse_overrides
+from mesc3d.config import MissingWeightsError, coerce_to_schema, deep_merge, from_dict, parse_overrides
 from mesc3d.errors import ConfigError
 from mesc3d.registries import RUN_KINDS
 from mesc3d.table_specs import (CLAIMS, MANIFEST, RESULT_FILES, SEED_SEP, TABLES, check_table_ids, replica,
@@ -31,6 +31,7 @@ REQUIRED = ("exp", "kind", "tables", "label")
 OPTIONAL = ("same_as", "overrides")
 COLUMNS = REQUIRED + OPTIONAL
 SCHEMA = Path(__file__).resolve().parents[1] / "workflow" / "schemas" / "experiments.schema.yaml"
+CONFIG_SCHEMA = SCHEMA.with_name("config.schema.yaml")
 SHARED = ("data.", "model.point_mae.")  # keys every run shares: a row may not override them
 DEFAULT_LOCK = "config/checksums.lock.json"
 _QUOTE = 200  # at most this many characters of a user's value in an error line
@@ -115,6 +116,19 @@ def load_sheet(path: str | Path) -> pd.DataFrame:
         check_row(path, {k: v for k, v in row.items() if k in REQUIRED or v})
     df["label"] = [lab or exp for lab, exp in zip(df["label"], df["exp"])]
     return df.set_index("exp", drop=False)
+
+
+def normalise_config(config: dict[str, Any]) -> dict[str, Any]:
+    """The workflow config, in place, before it is validated: nested ``--config`` values that Snakemake
+    passes as strings (``'3'``, ``'false'``, ``'1e-3'``) read as the schema's types, and with
+    ``data.source: meshes`` the folder of meshes (``meshes.root``) is the run's data root."""
+    import yaml
+
+    coerce_to_schema(config, yaml.safe_load(CONFIG_SCHEMA.read_text()))
+    data = config.get("base", {}).get("data", {})
+    if data.get("source") == "meshes":
+        data["root"] = (config.get("meshes") or {}).get("root", data.get("root", ""))
+    return config
 
 
 class Sheet:

@@ -154,3 +154,15 @@ def test_a_new_table_from_existing_runs_is_one_registry_entry(tmp_path, monkeypa
 def test_load_sheet_of_the_repository():
     for path in ("config/experiments.tsv", "config/smoke_experiments.tsv"):
         assert "mesc3d" in load_sheet(REPO / path).index
+
+
+def test_normalise_config_reads_nested_strings_and_the_meshes_root():
+    from mesc3d.sheet import normalise_config
+
+    cfg = {"base": {"data": {"source": "meshes", "root": "data/x"}}, "table_seeds": {"claims": "3"},
+           "meshes": {"root": "/my/meshes"}, "synthetic": {"enabled": "false"}}
+    normalise_config(cfg)
+    assert cfg["base"]["data"]["root"] == "/my/meshes"
+    assert cfg["table_seeds"]["claims"] == 3 and cfg["synthetic"]["enabled"] is False
+    plain = {"base": {"data": {"source": "shapenet", "root": "data/x"}}, "meshes": {"root": "/my/meshes"}}
+    assert normalise_config(plain)["base"]["data"]["root"] == "data/x"

@@ -13,11 +13,16 @@ sys.path.insert(
 )  # the DAG is built with the package of the repository it lives in
 
 from mesc3d import codedeps
-from mesc3d.config import coerce_to_schema
 from mesc3d.config_slices import STAGES, stage_dict, stage_files
 from mesc3d.errors import UserFacingError
 from mesc3d.registries import RUN_KINDS, kinds_where
-from mesc3d.sheet import Sheet, download_args, weights_args, weights_by_path
+from mesc3d.sheet import (
+    Sheet,
+    download_args,
+    normalise_config,
+    weights_args,
+    weights_by_path,
+)
 from mesc3d.table_specs import (
     ABLATION_TABLES,
     SEED_SEP,
@@ -28,19 +33,10 @@ from mesc3d.table_specs import (
     split_replica,
 )
 
-# `--config` gives nested numbers/booleans as strings ('3', 'false'): read them as the schema's types
-import yaml as _yaml
-
-coerce_to_schema(
-    config, _yaml.safe_load((REPO / "workflow/schemas/config.schema.yaml").read_text())
-)
+normalise_config(
+    config
+)  # nested `--config` strings as the schema's types; meshes.root as data root
 validate(config, schema="../schemas/config.schema.yaml")
-if (
-    config["base"]["data"].get("source") == "meshes"
-):  # the folder of meshes is the run's data root
-    config["base"]["data"]["root"] = config.get("meshes", {}).get(
-        "root", config["base"]["data"].get("root", "")
-    )
 
 
 def fail(err):
