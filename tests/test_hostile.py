@@ -387,6 +387,18 @@ def test_unwritable_cache_is_a_warning(tmp_path, monkeypatch, caplog):
     assert any("cannot write the cache" in r.message for r in caplog.records)
 
 
+
+def test_write_cache_warns_on_an_unwritable_folder(tmp_path, caplog):
+    """The one cache writer both the ImageNet-name table and the grounding head go through."""
+    from mesc3d.io import write_cache
+
+    assert write_cache(tmp_path / "ok" / "c.bin", lambda tmp: tmp.write_bytes(b"x"))
+    assert (tmp_path / "ok" / "c.bin").read_bytes() == b"x"
+    blocker = tmp_path / "cache"
+    blocker.write_text("a file where the cache folder should be")
+    assert not write_cache(blocker / "mesc3d" / "c.bin", lambda tmp: tmp.write_bytes(b"x"))
+    assert any("cannot write the cache" in r.message for r in caplog.records)
+
 # ----------------------------------------------------------------------- 9. ranges
 @pytest.mark.parametrize("item,key", [("model.mit_drop=1.5", "model.mit_drop"), ("model.mit_attn_drop=-0.1",
                                       "model.mit_attn_drop"), ("model.n_tokens=100000", "model.n_tokens"),

@@ -72,16 +72,14 @@ class TextToImageNet:
                 table = None
         if table is None:
             table = self.encode(self.names).numpy().astype(np.float32)
-            from mesc3d.io import atomic_path
+            from mesc3d.io import write_cache
 
-            try:
-                with atomic_path(path) as tmp:
-                    with open(tmp, "wb") as fh:
-                        np.save(fh, table)
+            def save(tmp):
+                with open(tmp, "wb") as fh:
+                    np.save(fh, table)
+
+            if write_cache(path, save):
                 log.info("cached the ImageNet-name table (%s) in %s", table.shape, path)
-            except OSError as err:  # a read-only $HOME / MESC3D_CACHE: work on, just without the cache
-                log.warning("cannot write the cache %s (%s); set MESC3D_CACHE to a writable folder to keep it",
-                            path, err.strerror or type(err).__name__)
         self.table = torch.from_numpy(table)  # (1000, 384), L2-normalised
 
     @torch.no_grad()

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from mesc3d.categories import ALL_NAMES
 from mesc3d.data import composite as cp
 from mesc3d.errors import BadInputError
+from mesc3d.io import write_cache
 from mesc3d.safe_load import load_torch
 from mesc3d.models.grounding_head import GRID_SIDE, HEAD_VERSION, GroundingHead, network_input, pyramid
 
@@ -209,9 +210,5 @@ def load_or_train(path, net, cache: Path) -> GroundingHead:
             log.warning("%s is not a grounding head: training a new one", cached)
     log.info("training the grounding head once (cached in %s)", cached)
     head = train_head(net)
-    try:
-        save_head(head, cached)
-    except OSError as err:  # a read-only $HOME / MESC3D_CACHE: use the head, just without the cache
-        log.warning("cannot write the cache %s (%s); set MESC3D_CACHE to a writable folder to keep it",
-                    cached, err.strerror or type(err).__name__)
+    write_cache(cached, lambda tmp: torch.save(head.export(), tmp))  # a read-only cache: a warning
     return head

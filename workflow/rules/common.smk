@@ -33,9 +33,8 @@ from mesc3d.table_specs import (
     split_replica,
 )
 
-normalise_config(
-    config
-)  # nested `--config` strings as the schema's types; meshes.root as data root
+# nested `--config` strings as the schema's types; with data.source meshes, meshes.root is the data root
+normalise_config(config)
 validate(config, schema="../schemas/config.schema.yaml")
 
 
