@@ -16,11 +16,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -28,7 +27,6 @@ from mesc3d.errors import BadInputError
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)
-log = logging.getLogger(__name__)
 
 
 @contextlib.contextmanager
@@ -134,17 +132,3 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def sha256_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
-
-
-def write_cache(path: str | Path, write: Callable[[Path], None]) -> bool:
-    """Write a cache file atomically with ``write(temp path)`` -> whether it was written.  A cache
-    folder that cannot be written (a read-only $HOME or MESC3D_CACHE) is a warning, not an error: the
-    caller works on with what it computed, just without the cache."""
-    try:
-        with atomic_path(path) as tmp:
-            write(tmp)
-        return True
-    except OSError as err:
-        log.warning("cannot write the cache %s (%s); set MESC3D_CACHE to a writable folder to keep it",
-                    path, err.strerror or type(err).__name__)
-        return False

@@ -390,7 +390,7 @@ def test_unwritable_cache_is_a_warning(tmp_path, monkeypatch, caplog):
 
 def test_write_cache_warns_on_an_unwritable_folder(tmp_path, caplog):
     """The one cache writer both the ImageNet-name table and the grounding head go through."""
-    from mesc3d.io import write_cache
+    from mesc3d.engine.cache import write_cache
 
     assert write_cache(tmp_path / "ok" / "c.bin", lambda tmp: tmp.write_bytes(b"x"))
     assert (tmp_path / "ok" / "c.bin").read_bytes() == b"x"

@@ -23,13 +23,13 @@ neither uses the centre box (warned).
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from mesc3d.categories import ALL_NAMES
+from mesc3d.engine.cache import cache_dir, write_cache
 from mesc3d.models import grounding as gr
 from mesc3d.models import grounding_head as gh
 
@@ -45,10 +45,6 @@ ZOOM_CANDIDATES, ZOOM_CANDIDATE_THRESHOLD = 3, 0.35
 GROW, BOX_PAD = 0.5, 0.03  # the box's region: above threshold x peak, grown into what stays above GROW x peak
 MASK_BOX_MIN_SHARE = 0.35  # the mask's box is reported unless its area is under this share of the score box's
 ZOOM_MAX_FRAC = 0.4  # second look when the box's longer side is under this share of the shorter photo side
-
-
-def cache_dir() -> Path:
-    return Path(os.environ.get("MESC3D_CACHE") or Path.home() / ".cache" / "mesc3d")
 
 
 class TextToImageNet:
@@ -72,8 +68,6 @@ class TextToImageNet:
                 table = None
         if table is None:
             table = self.encode(self.names).numpy().astype(np.float32)
-            from mesc3d.io import write_cache
-
             def save(tmp):
                 with open(tmp, "wb") as fh:
                     np.save(fh, table)

@@ -27,8 +27,8 @@ from torch.nn import functional as F
 
 from mesc3d.categories import ALL_NAMES
 from mesc3d.data import composite as cp
+from mesc3d.engine.cache import write_cache
 from mesc3d.errors import BadInputError
-from mesc3d.io import write_cache
 from mesc3d.safe_load import load_torch
 from mesc3d.models.grounding_head import GRID_SIDE, HEAD_VERSION, GroundingHead, network_input, pyramid
 
