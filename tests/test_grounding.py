@@ -122,3 +122,58 @@ def test_small_benchmark_on_held_out_photos(small_head, tmp_path, monkeypatch):
     mean = per[per["category"] == "mean"].iloc[0]
     assert mean["n"] == 17
     assert mean["box_iou"] > 0.4 and mean["hit50"] > 0.5, per.to_string()
+
+
+def test_cell_loss_mines_the_hardest_background_cells():
+    from torch.nn import functional as F
+
+    from mesc3d.engine import grounding_train as gt
+
+    y = torch.zeros(1, 2, 4, dtype=torch.long)  # 8 background cells ...
+    y[0, 0, 0] = 3  # ... but one object cell
+    y[0, 1, 3] = -100  # and one ignored
+    logits = torch.zeros(1, 18, 2, 4)
+    logits[0, 5, 1, 1] = 4.0  # one background cell scored confidently as a class: the hard one
+    ce = F.cross_entropy(logits, y, ignore_index=-100, reduction="none")[0]
+    bg = ce[y[0] == 0]
+    k = max(1, int(gt.HARD_BG_SHARE * bg.numel()))  # 6 background cells -> the hardest 1
+    want = (ce[0, 0] + gt.BG_WEIGHT * bg.sum() + gt.HARD_BG_EXTRA * bg.topk(k).values.sum()) / 7
+    assert torch.allclose(gt.cell_loss(logits, y), want)
+    assert float(bg.topk(k).values[0]) == pytest.approx(float(ce[1, 1]))
+    # the hard cell weighs BG_WEIGHT + HARD_BG_EXTRA, an easy one BG_WEIGHT
+    g = torch.autograd.grad(gt.cell_loss(logits.requires_grad_(), y), logits)[0]
+    assert float(g[0, 5, 1, 1]) > 3 * float(g[0, 5, 1, 2].abs()) > 0
+    assert torch.isfinite(gt.cell_loss(logits, torch.full_like(y, -100)))  # nothing labelled: 0, not NaN
+
+
+def test_second_look_refines_on_a_window_centred_on_the_first_box(monkeypatch):
+    """Candidates -> zoomed windows (the one peaking highest wins) -> one more window around the box
+    found there, whose map gives the box."""
+    from mesc3d.engine.ground import Grounder
+
+    g = Grounder.__new__(Grounder)  # no networks: the zoomed maps are given
+    g.net = g.head = None
+    g.threshold, g.pad, g.grow = 0.6, 0.0, None
+    score = np.zeros((200, 300))
+    score[20:40, 30:50] = 1.0  # the strongest region (a look-alike)
+    score[120:150, 200:240] = 0.8  # the object
+    calls = []
+
+    def zoom_scores(net, head, rgb, wins, class_index):
+        calls.append(list(wins))
+        maps = []
+        for left, top, side in wins:
+            m = np.zeros((side, side))
+            if left <= 220 < left + side and top <= 135 < top + side:  # windows that see the object
+                m[135 - top - 10:135 - top + 10, 220 - left - 12:220 - left + 12] = 2.0 if len(calls) > 1 else 1.5
+            elif len(calls) == 1:
+                m[:5, :5] = 1.0
+            maps.append(m)
+        return maps
+
+    monkeypatch.setattr(gh, "zoom_scores", zoom_scores)
+    box = g.second_look(np.zeros((200, 300, 3), np.uint8), score, 4)
+    assert len(calls) == 2 and len(calls[0]) == 2 and len(calls[1]) == 1
+    left, top, side = calls[1][0]
+    assert left <= 208 and left + side >= 232 and top <= 125 and top + side >= 145  # centred on the object
+    assert box == (208, 125, 232, 145)

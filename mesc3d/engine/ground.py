@@ -14,7 +14,8 @@ Fused: ``head + CAM_WEIGHT * cam`` when the text has a vocabulary class, ``cam``
 The box is the region above ``threshold`` of the peak holding the most score, grown into the
 connected area above ``GROW`` of the peak around it (the weaker cells along a thin object); when it
 is small, the best of the map's candidate regions is seen again zoomed
-(``mesc3d.models.grounding_head``) and the box taken from that view.  GrabCut turns the box into a
+(``mesc3d.models.grounding_head``), then once more centred on the box found there, and the box
+taken from that view.  GrabCut turns the box into a
 mask; the reported box is the mask's, unless that covers less than ``MASK_BOX_MIN_SHARE`` of the
 box's area (GrabCut kept one piece of a thin object): then the box itself.  Text that matches
 neither uses the centre box (warned).
@@ -155,15 +156,24 @@ class Grounder:
         return box, source, used
 
     def second_look(self, rgb: np.ndarray, score: np.ndarray, class_index: int):
-        """The best of the map's candidate regions, seen again zoomed (``mesc3d.models.grounding_head``)."""
+        """The best of the map's candidate regions, seen again zoomed (``mesc3d.models.grounding_head``),
+        then once more in a window centred on the box found there: a small object fills more of that
+        window, and its box tightens (a photo-wide 16-px cell is several times the object's margin)."""
+        hw = rgb.shape[:2]
         cands = gh.candidates(score, ZOOM_CANDIDATE_THRESHOLD, ZOOM_CANDIDATES)
         if not cands:
             return None
-        wins = gh.windows([b for b, _ in cands], rgb.shape[:2])
+        wins = gh.windows([b for b, _ in cands], hw)
         maps = gh.zoom_scores(self.net, self.head, rgb, wins, class_index)
         best = int(np.argmax([float(m.max()) for m in maps]))
         inner = gh.score_box(maps[best], self.threshold, self.pad, self.grow)
-        return gh.box_in_window(inner, wins[best], rgb.shape[:2]) if inner is not None else None
+        if inner is None:
+            return None
+        box = gh.box_in_window(inner, wins[best], hw)
+        win = gh.windows([box], hw)[0]
+        inner = gh.score_box(gh.zoom_scores(self.net, self.head, rgb, [win], class_index)[0], self.threshold,
+                             self.pad, self.grow)
+        return gh.box_in_window(inner, win, hw) if inner is not None else box
 
     def ground(self, rgb: np.ndarray, text: str, masker=None):
         """-> (mask (H, W) bool, box, box source, used); ``masker(rgb, box)`` defaults to GrabCut."""

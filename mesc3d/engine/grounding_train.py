@@ -9,7 +9,10 @@ another tune photo across them) or onto a procedural cluttered background; 30 % 
 another class (labelled as its class).  The benchmark's held-out photos
 are never used.  EfficientNet-Lite0 stays frozen: its pyramid features are computed once, then the
 head is fitted with per-cell cross-entropy (label = the class where the object covers >= 40 % of a
-stride-16 cell, background where it covers < 5 %, ignored in between).
+stride-16 cell, background where it covers < 5 %, ignored in between) with hard background cells
+mined online: background cells count half, and the ``HARD_BG_SHARE`` of them the head currently
+scores most wrongly count ``1 + HARD_BG_EXTRA`` times more -- real clutter that looks like an object
+(a shelf of boxes, a medal ribbon) is what the head otherwise boxes instead of the named object.
 
 Deterministic for a given seed and thread count.  ``load_or_train(path)``: read a head file, or
 (``path`` None) the one cached under ``$MESC3D_CACHE`` -- training and caching it atomically first
@@ -28,7 +31,7 @@ from torch.nn import functional as F
 from mesc3d.categories import ALL_NAMES
 from mesc3d.data import composite as cp
 from mesc3d.engine.cache import write_cache
-from mesc3d.errors import BadInputError
+from mesc3d.errors import BadInputError, UserFacingError
 from mesc3d.safe_load import load_torch
 from mesc3d.models.grounding_head import GRID_SIDE, HEAD_VERSION, GroundingHead, network_input, pyramid
 
@@ -38,6 +41,8 @@ CACHE_NAME = f"grounding_head_v{HEAD_VERSION}.pt"
 # (few 16-px cells each), fewer of the others -- the same number of scenes in all
 CLASS_SHARE = {"tool": 1.5, "rifle": 1.5, "lamp": 1.5, "table": 1.5, "chair": 1.5}
 OTHER_SHARE = 0.8
+BG_WEIGHT = 0.5  # background cells outnumber object cells
+HARD_BG_SHARE, HARD_BG_EXTRA = 0.25, 1.5  # the hardest quarter of a batch's background cells weigh 4x more
 
 
 def _tinted(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -136,27 +141,40 @@ def scene_features(net, scenes) -> tuple[torch.Tensor, torch.Tensor]:
 
 def fit_head(x_all: torch.Tensor, y_all: torch.Tensor, steps: int = 400, batch: int = 16,
              seed: int = 0) -> GroundingHead:
-    """Per-cell cross-entropy on frozen features x_all (N, D, h, w), labels y_all (N, h, w)."""
+    """Per-cell cross-entropy with hard background mining on frozen features x_all (N, D, h, w),
+    labels y_all (N, h, w)."""
     torch.manual_seed(seed)
     head = GroundingHead(list(ALL_NAMES))
     opt = torch.optim.AdamW(head.parameters(), lr=2e-3, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
     gen = torch.Generator().manual_seed(seed)
-    weight = torch.ones(1 + len(ALL_NAMES))
-    weight[0] = 0.5  # background cells outnumber object cells
     head.train()
     with torch.enable_grad():  # callers may run under no_grad (inference CLIs train the head on first use)
-        _fit_steps(head, opt, sched, x_all, y_all, steps, batch, gen, weight)
+        _fit_steps(head, opt, sched, x_all, y_all, steps, batch, gen)
     return head.eval()
 
 
-def _fit_steps(head, opt, sched, x_all, y_all, steps, batch, gen, weight) -> None:
+def cell_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """logits (B, 1 + C, h, w), labels y (B, h, w) -> the loss: object cells weigh 1, background cells
+    ``BG_WEIGHT``, the ``HARD_BG_SHARE`` hardest background cells ``HARD_BG_EXTRA`` more; ignored
+    cells (-100) nothing; divided by the number of labelled cells."""
+    ce = F.cross_entropy(logits, y, ignore_index=-100, reduction="none")  # (B, h, w)
+    obj, bg = ce[y > 0], ce[y == 0]
+    loss = obj.sum() + BG_WEIGHT * bg.sum()
+    if bg.numel():
+        loss = loss + HARD_BG_EXTRA * torch.topk(bg, max(1, int(HARD_BG_SHARE * bg.numel()))).values.sum()
+    return loss / max(1, obj.numel() + bg.numel())
+
+
+def _fit_steps(head, opt, sched, x_all, y_all, steps, batch, gen) -> None:
     for step in range(steps):
         idx = torch.randint(len(x_all), (batch,), generator=gen)
         x, y = x_all[idx].float(), y_all[idx]
         if step % 2:  # horizontal flips of the features' grid are flips of the scene
             x, y = x.flip(-1), y.flip(-1)
-        loss = F.cross_entropy(head(x), y, weight=weight, ignore_index=-100)
+        loss = cell_loss(head(x), y)
+        if not torch.isfinite(loss):
+            raise UserFacingError(f"grounding head: non-finite loss at step {step + 1}/{steps}")
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -30,7 +30,7 @@ from mesc3d.models.grounding import clip_box, largest_component_box
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
-HEAD_VERSION = 2  # 2: the thin-class / banded-background training recipe (a cached v1 head is not reused)
+HEAD_VERSION = 3  # 3: hard background mining (2: thin classes / banded backgrounds); older cached heads are retrained
 
 
 def network_input(rgb: np.ndarray, side: int = GRID_SIDE) -> torch.Tensor:
@@ -161,8 +161,9 @@ def score_box(score: np.ndarray, threshold: float = 0.5, pad: float = 0.03,
 # connected regions above ``threshold * peak`` holding the most score; ``windows`` puts a square
 # around each (``context`` x its longer side, at least ``min_side`` px, inside the photo);
 # ``zoom_scores`` runs EfficientNet-Lite0 + the head on all windows as one batch of ``ZOOM_SIDE``
-# px crops and returns each window's score map; the engine keeps the window whose map peaks highest.
-ZOOM_SIDE = 256
+# px crops and returns each window's score map; the engine keeps the window whose map peaks highest
+# and looks once more at a window centred on the box it finds there.
+ZOOM_SIDE = 384  # a 16-px cell is 1/24 of the window: boxes of small objects are tighter than at 256 px
 
 
 def candidates(score: np.ndarray, threshold: float = 0.35, k: int = 3) -> list[tuple[tuple[int, int, int, int], float]]:
