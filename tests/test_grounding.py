@@ -37,6 +37,12 @@ def test_held_out_and_tune_photos_are_disjoint():
     assert cp.TRAIN_SHAPE_SEED != cp.BENCH_SHAPE_SEED and 0 not in (cp.TRAIN_SHAPE_SEED, cp.BENCH_SHAPE_SEED)
 
 
+def test_every_photo_loads_offline_as_rgb():
+    for name in cp.PHOTOS:  # scikit-image's, matplotlib's and scikit-learn's: all ship in the packages
+        img = cp.photo(name)
+        assert img.ndim == 3 and img.shape[2] == 3 and img.dtype == np.uint8 and max(img.shape[:2]) <= 640, name
+
+
 def test_box_iou_and_score_box():
     assert gr.box_iou((0, 0, 10, 10), (0, 0, 10, 10)) == 1.0
     assert gr.box_iou((0, 0, 10, 10), (5, 0, 15, 10)) == pytest.approx(50 / 150)
@@ -101,7 +107,7 @@ def small_head(tmp_path_factory):
 
     torch.set_num_threads(1)
     path = tmp_path_factory.mktemp("ghead") / "head.pt"
-    save_head(train_head(load_effnet_lite0(), per_class=8, steps=200), path)
+    save_head(train_head(load_effnet_lite0(), per_class=8, steps=200, members=2), path)
     return path
 
 
@@ -122,6 +128,29 @@ def test_small_benchmark_on_held_out_photos(small_head, tmp_path, monkeypatch):
     mean = per[per["category"] == "mean"].iloc[0]
     assert mean["n"] == 17
     assert mean["box_iou"] > 0.4 and mean["hit50"] > 0.5, per.to_string()
+
+
+def test_head_ensemble_averages_its_members_probabilities(tmp_path):
+    from mesc3d.engine.grounding_train import read_head, save_head
+    from mesc3d.errors import BadInputError
+
+    torch.manual_seed(0)
+    a, b = gh.GroundingHead(["x", "y"], width=8), gh.GroundingHead(["x", "y"], width=8)
+    both = gh.GroundingHead.ensemble([a, b])
+    pyr = torch.randn(2, gh.PYRAMID_DIM, 3, 5)  # (B, D, h, w)
+    want = (a(pyr).softmax(1) + b(pyr).softmax(1)) / 2
+    assert torch.allclose(both(pyr).softmax(1), want, atol=1e-6)
+    assert torch.equal(a(pyr), a.members[0](pyr))  # one member: its own logits
+    save_head(both, tmp_path / "h.pt")
+    again = read_head(tmp_path / "h.pt")
+    assert len(again.members) == 2 and torch.equal(again(pyr), both(pyr))
+    with pytest.raises(ValueError, match="cannot be averaged"):
+        gh.GroundingHead.ensemble([a, gh.GroundingHead(["x", "z"], width=8)])
+    with torch.no_grad():
+        b.members[0][0].weight[0, 0] = float("nan")
+    save_head(gh.GroundingHead.ensemble([a, b]), tmp_path / "nan.pt")
+    with pytest.raises(BadInputError, match="non-finite weights"):
+        read_head(tmp_path / "nan.pt")
 
 
 def test_cell_loss_mines_the_hardest_background_cells():

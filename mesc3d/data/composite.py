@@ -8,9 +8,9 @@ content (an ellipse or band cut from the same place of the background) is put ba
 the object, so the object is partly covered by the photo.  It returns the photo, the true visible
 mask (bool (H, W)) and the mask's box ``(x0, y0, x1, y1)`` (x1/y1 exclusive).
 
-``PHOTOS`` lists the real photos that ship with scikit-image (and matplotlib's one), split into ``TUNE_PHOTOS`` (the
-grounding head is trained and its constants tuned on these) and ``HELD_OUT_PHOTOS`` (benchmark
-figures are reported on these only).  ``photo(name)`` returns one as (H, W, 3) uint8 (grey ones
+``PHOTOS`` lists the real photos that ship with scikit-image (and matplotlib's one and scikit-learn's
+two), split into ``TUNE_PHOTOS`` (the grounding head is trained and its constants tuned on these) and
+``HELD_OUT_PHOTOS`` (benchmark figures are reported on these only).  ``photo(name)`` returns one as (H, W, 3) uint8 (grey ones
 repeated over three channels).  ``procedural_background`` is the cluttered background of the
 procedural Pix3D-style photos, drawn from its own generator.
 """
@@ -25,7 +25,7 @@ from mesc3d.data.shapes import make_shape, palette, shape_rng
 
 HELD_OUT_PHOTOS = ("coffee", "chelsea", "astronaut", "rocket", "retina", "camera")
 TUNE_PHOTOS = ("hubble_deep_field", "immunohistochemistry", "brick", "grass", "gravel", "moon", "clock",
-               "coins", "page", "text", "cell", "colorwheel", "motorcycle", "grace_hopper")
+               "coins", "page", "text", "cell", "colorwheel", "motorcycle", "grace_hopper", "china", "flower")
 PHOTOS = HELD_OUT_PHOTOS + TUNE_PHOTOS
 # shape seeds: never the 0 of the default procedural benchmark, different for training and benchmark
 TRAIN_SHAPE_SEED, BENCH_SHAPE_SEED = 7919, 104729
@@ -33,7 +33,8 @@ TRAIN_SHAPE_SEED, BENCH_SHAPE_SEED = 7919, 104729
 
 def photo(name: str, max_side: int = 640) -> np.ndarray:
     """A sample photo -> (H, W, 3) uint8, longer side at most ``max_side``.  ``motorcycle`` is the
-    left view of scikit-image's stereo pair, ``grace_hopper`` matplotlib's sample photo."""
+    left view of scikit-image's stereo pair, ``grace_hopper`` matplotlib's sample photo, ``china`` and
+    ``flower`` scikit-learn's sample photos (a temple among trees, a flower: more real clutter)."""
     import skimage.data
 
     if name not in PHOTOS:
@@ -45,6 +46,10 @@ def photo(name: str, max_side: int = 640) -> np.ndarray:
 
         with cbook.get_sample_data("grace_hopper.jpg") as fh:
             img = np.asarray(Image.open(fh).convert("RGB"))
+    elif name in ("china", "flower"):
+        from sklearn.datasets import load_sample_image
+
+        img = np.asarray(load_sample_image(f"{name}.jpg"))
     else:
         img = np.asarray(getattr(skimage.data, name)())
     if img.dtype != np.uint8:

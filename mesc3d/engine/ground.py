@@ -163,17 +163,17 @@ class Grounder:
         cands = gh.candidates(score, ZOOM_CANDIDATE_THRESHOLD, ZOOM_CANDIDATES)
         if not cands:
             return None
-        wins = gh.windows([b for b, _ in cands], hw)
+        box = self._look(rgb, gh.windows([b for b, _ in cands], hw), class_index)
+        if box is None:
+            return None
+        return self._look(rgb, gh.windows([box], hw), class_index) or box
+
+    def _look(self, rgb: np.ndarray, wins, class_index: int):
+        """Zoomed windows -> the box (photo coordinates) in the one whose map peaks highest, or None."""
         maps = gh.zoom_scores(self.net, self.head, rgb, wins, class_index)
         best = int(np.argmax([float(m.max()) for m in maps]))
         inner = gh.score_box(maps[best], self.threshold, self.pad, self.grow)
-        if inner is None:
-            return None
-        box = gh.box_in_window(inner, wins[best], hw)
-        win = gh.windows([box], hw)[0]
-        inner = gh.score_box(gh.zoom_scores(self.net, self.head, rgb, [win], class_index)[0], self.threshold,
-                             self.pad, self.grow)
-        return gh.box_in_window(inner, win, hw) if inner is not None else box
+        return gh.box_in_window(inner, wins[best], rgb.shape[:2]) if inner is not None else None
 
     def ground(self, rgb: np.ndarray, text: str, masker=None):
         """-> (mask (H, W) bool, box, box source, used); ``masker(rgb, box)`` defaults to GrabCut."""

@@ -5,18 +5,21 @@ Training scenes: for each of the 17 classes, ``per_class`` x ``CLASS_SHARE`` pro
 the benchmark's or the default data's) rendered from a random camera and pasted, at 6-90 % of the
 shorter side (log-uniform), onto a random square crop of a *tune* photo (grey ones tinted with a
 random colour ramp, 20 % of the colour ones made grey first, random flips, 30 % with a band of
-another tune photo across them) or onto a procedural cluttered background; 30 % are partly covered by the photo's own content, 25 % hold a second object of
-another class (labelled as its class).  The benchmark's held-out photos
-are never used.  EfficientNet-Lite0 stays frozen: its pyramid features are computed once, then the
+another tune photo across them) or onto a procedural cluttered background; 30 % are partly covered
+by the photo's own content, 25 % hold a second object of another class (labelled as its class).
+The benchmark's held-out photos are never used.  EfficientNet-Lite0 stays frozen: its pyramid features are computed once, then the
 head is fitted with per-cell cross-entropy (label = the class where the object covers >= 40 % of a
 stride-16 cell, background where it covers < 5 %, ignored in between) with hard background cells
 mined online: background cells count half, and the ``HARD_BG_SHARE`` of them the head currently
 scores most wrongly count ``1 + HARD_BG_EXTRA`` times more -- real clutter that looks like an object
 (a shelf of boxes, a medal ribbon) is what the head otherwise boxes instead of the named object.
+``MEMBERS`` heads are fitted on the same features from seeds ``seed``, ``seed + 1``, ... and averaged
+(``GroundingHead.ensemble``): one training's luck moves the benchmark by several points, their
+average less.
 
 Deterministic for a given seed and thread count.  ``load_or_train(path)``: read a head file, or
 (``path`` None) the one cached under ``$MESC3D_CACHE`` -- training and caching it atomically first
-when absent (about four CPU minutes on one thread).
+when absent (about five CPU minutes on one thread).
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ CLASS_SHARE = {"tool": 1.5, "rifle": 1.5, "lamp": 1.5, "table": 1.5, "chair": 1.
 OTHER_SHARE = 0.8
 BG_WEIGHT = 0.5  # background cells outnumber object cells
 HARD_BG_SHARE, HARD_BG_EXTRA = 0.25, 1.5  # the hardest quarter of a batch's background cells weigh 4x more
+MEMBERS = 4  # heads averaged (seeds seed .. seed + 3, the same scenes)
 
 
 def _tinted(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -183,10 +187,15 @@ def _fit_steps(head, opt, sched, x_all, y_all, steps, batch, gen) -> None:
             log.info("grounding head step %d/%d: loss %.4f", step + 1, steps, float(loss.detach()))
 
 
-def train_head(net, per_class: int = 60, steps: int = 400, seed: int = 0) -> GroundingHead:
-    """Fit a ``GroundingHead`` for the 17 classes on frozen EfficientNet-Lite0 pyramid features."""
+def train_head(net, per_class: int = 60, steps: int = 400, seed: int = 0, members: int = MEMBERS) -> GroundingHead:
+    """Fit ``members`` heads for the 17 classes on the same frozen EfficientNet-Lite0 pyramid features
+    (seeds ``seed`` ... ``seed + members - 1``) -> their average."""
     x_all, y_all = scene_features(net, build_scenes(per_class, seed))
-    return fit_head(x_all, y_all, steps, seed=seed)
+    heads = []
+    for i in range(members):
+        log.info("grounding head member %d/%d", i + 1, members)
+        heads.append(fit_head(x_all, y_all, steps, seed=seed + i))
+    return GroundingHead.ensemble(heads)
 
 
 def train_and_save(out, seed: int = 0) -> GroundingHead:

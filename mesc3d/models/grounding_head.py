@@ -4,9 +4,9 @@ One EfficientNet-Lite0 pass over the photo (longer side ``GRID_SIDE`` pixels, as
 
 - ``f8`` (40 ch, stride 8, average-pooled to stride 16), ``f16`` (112 ch, stride 16) and ``f32``
   (320 ch, stride 32, upsampled to stride 16): concatenated, the ``PYRAMID_DIM``-channel input of
-  the **grounding head** (``GroundingHead``: 1x1 conv -> 3x3 conv -> 1x1 conv to background + the
-  class vocabulary), trained by ``mesc3d.engine.grounding_train`` on procedural renders composited
-  over real photos.  ``softmax(head)[c]`` (h, w) is the probability that a cell shows class
+  the **grounding head** (``GroundingHead``: an average of small nets, each 1x1 conv -> 3x3 conv ->
+  1x1 conv to background + the class vocabulary), trained by ``mesc3d.engine.grounding_train`` on
+  procedural renders composited over real photos.  ``softmax(head)[c]`` (h, w) is the probability that a cell shows class
   ``c``; ``head_score`` averages it with the probability of any object.
 - ``feats`` (1280 ch, stride 32) and the ImageNet logits: the **contrastive class activation map**
   of the text's ImageNet classes, ``relu(CAM(text classes) - CAM(the photo's own top classes that
@@ -30,7 +30,7 @@ from mesc3d.models.grounding import clip_box, largest_component_box
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
-HEAD_VERSION = 3  # 3: hard background mining (2: thin classes / banded backgrounds); older cached heads are retrained
+HEAD_VERSION = 4  # 4: an ensemble of members, two more training photos (3: hard background mining); older heads are retrained
 
 
 def network_input(rgb: np.ndarray, side: int = GRID_SIDE) -> torch.Tensor:
@@ -62,30 +62,57 @@ def pyramid(net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
     return pyr, feats, logits
 
 
-class GroundingHead(nn.Module):
-    """(B, PYRAMID_DIM, h, w) -> (B, 1 + len(classes), h, w) logits; channel 0 is background."""
+def _head_net(width: int, n_out: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(PYRAMID_DIM, width, 1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
+        nn.Conv2d(width, n_out, 1))
 
-    def __init__(self, classes: list[str], width: int = 64):
+
+class GroundingHead(nn.Module):
+    """(B, PYRAMID_DIM, h, w) -> (B, 1 + len(classes), h, w) logits; channel 0 is background.
+
+    ``members`` small nets (1x1 conv -> 3x3 conv -> 1x1 conv) trained from different seeds: one
+    member returns its logits, several the log of their mean softmax (an ensemble: trainings of one
+    recipe differ by several points of the grounding benchmark, their average less)."""
+
+    def __init__(self, classes: list[str], width: int = 64, members: int = 1):
         super().__init__()
+        if members < 1:
+            raise ValueError(f"a grounding head needs at least one member, got {members}")
         self.classes = list(classes)
-        self.net = nn.Sequential(
-            nn.Conv2d(PYRAMID_DIM, width, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, width, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(width, 1 + len(classes), 1))
+        self.width = int(width)
+        self.members = nn.ModuleList(_head_net(width, 1 + len(classes)) for _ in range(members))
 
     def forward(self, pyr: torch.Tensor) -> torch.Tensor:
-        return self.net(pyr)
+        if len(self.members) == 1:
+            return self.members[0](pyr)
+        prob = torch.stack([m(pyr).softmax(1) for m in self.members]).mean(0)  # (B, 1 + C, h, w)
+        return prob.clamp_min(1e-12).log()
+
+    @classmethod
+    def ensemble(cls, heads: list["GroundingHead"]) -> "GroundingHead":
+        """Heads of the same classes and width -> one head averaging all their members."""
+        first = heads[0]
+        if any(h.classes != first.classes or h.width != first.width for h in heads):
+            raise ValueError("grounding heads of different classes or widths cannot be averaged")
+        out = cls(first.classes, first.width, sum(len(h.members) for h in heads))
+        out.members = nn.ModuleList(m for h in heads for m in h.members)
+        return out.eval()
 
     def export(self) -> dict:
-        return {"version": HEAD_VERSION, "classes": self.classes, "width": self.net[0].out_channels,
-                "state": self.state_dict()}
+        return {"version": HEAD_VERSION, "classes": self.classes, "width": self.width,
+                "members": len(self.members), "state": self.state_dict()}
 
     @classmethod
     def from_export(cls, blob: dict) -> "GroundingHead":
         if not isinstance(blob, dict) or blob.get("version") != HEAD_VERSION:
             raise ValueError(f"not a version-{HEAD_VERSION} grounding head")
-        head = cls(list(blob["classes"]), int(blob["width"]))
+        head = cls(list(blob["classes"]), int(blob["width"]), int(blob["members"]))
         head.load_state_dict(blob["state"], strict=True)
+        for name, value in head.state_dict().items():
+            if value.is_floating_point() and not torch.isfinite(value).all():
+                raise ValueError(f"non-finite weights in {name}")
         return head.eval()
 
 
