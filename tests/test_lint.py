@@ -29,3 +29,15 @@ def test_snakefmt_check_is_clean():
     res = subprocess.run([_tool("snakefmt"), "--check", *SMK], cwd=REPO, capture_output=True, text=True,
                          timeout=300)
     assert res.returncode == 0, (res.stdout + res.stderr)[-3000:] + "\nrun: snakefmt Snakefile workflow/"
+
+
+def test_conda_environment_lists_the_same_packages_as_pyproject():
+    """environment.yml (clusters with conda) and pyproject.toml (venv, CI) must not drift apart."""
+    import tomllib
+
+    import yaml
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    env = yaml.safe_load((REPO / "environment.yml").read_text())["dependencies"]
+    pip = next(d["pip"] for d in env if isinstance(d, dict) and "pip" in d)
+    assert sorted(pip) == sorted(deps)
