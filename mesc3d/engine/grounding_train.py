@@ -7,12 +7,13 @@ shorter side (log-uniform), onto a random square crop of a *tune* photo (grey on
 random colour ramp, 20 % of the colour ones made grey first, random flips, 30 % with a band of
 another tune photo across them) or onto a procedural cluttered background; 30 % are partly covered
 by the photo's own content, 25 % hold a second object of another class (labelled as its class).
-The benchmark's held-out photos are never used.  EfficientNet-Lite0 stays frozen: its pyramid features are computed once, then the
-head is fitted with per-cell cross-entropy (label = the class where the object covers >= 40 % of a
-stride-16 cell, background where it covers < 5 %, ignored in between) with hard background cells
-mined online: background cells count half, and the ``HARD_BG_SHARE`` of them the head currently
-scores most wrongly count ``1 + HARD_BG_EXTRA`` times more -- real clutter that looks like an object
-(a shelf of boxes, a medal ribbon) is what the head otherwise boxes instead of the named object.
+The benchmark's held-out photos are never used.  EfficientNet-Lite0 stays frozen: its pyramid
+features are computed once, then the head is fitted with per-cell cross-entropy (label = the class
+where the object covers >= 40 % of a stride-16 cell, background where it covers < 5 %, ignored in
+between) with hard background cells mined online: background cells count half, and the
+``HARD_BG_SHARE`` of them the head currently scores most wrongly count ``1 + HARD_BG_EXTRA`` times
+more -- real clutter that looks like an object (a shelf of boxes, a medal ribbon) is what the head
+otherwise boxes instead of the named object.
 ``MEMBERS`` heads are fitted on the same features from seeds ``seed``, ``seed + 1``, ... and averaged
 (``GroundingHead.ensemble``): one training's luck moves the benchmark by several points, their
 average less.

@@ -6,8 +6,8 @@ One EfficientNet-Lite0 pass over the photo (longer side ``GRID_SIDE`` pixels, as
   (320 ch, stride 32, upsampled to stride 16): concatenated, the ``PYRAMID_DIM``-channel input of
   the **grounding head** (``GroundingHead``: an average of small nets, each 1x1 conv -> 3x3 conv ->
   1x1 conv to background + the class vocabulary), trained by ``mesc3d.engine.grounding_train`` on
-  procedural renders composited over real photos.  ``softmax(head)[c]`` (h, w) is the probability that a cell shows class
-  ``c``; ``head_score`` averages it with the probability of any object.
+  procedural renders composited over real photos.  ``softmax(head)[c]`` (h, w) is the probability
+  that a cell shows class ``c``; ``head_score`` averages it with the probability of any object.
 - ``feats`` (1280 ch, stride 32) and the ImageNet logits: the **contrastive class activation map**
   of the text's ImageNet classes, ``relu(CAM(text classes) - CAM(the photo's own top classes that
   are not the text's))``, normalised to a peak of 1 -- a map that ignores what the photo is mostly
