@@ -30,7 +30,7 @@ from mesc3d.models.grounding import clip_box, largest_component_box
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
-HEAD_VERSION = 4  # 4: an ensemble of members, two more training photos (3: hard background mining); older heads are retrained
+HEAD_VERSION = 4  # 4: averaged members, two more photos (3: hard background mining); older heads are retrained
 
 
 def network_input(rgb: np.ndarray, side: int = GRID_SIDE) -> torch.Tensor:
