@@ -11,8 +11,8 @@ mask (bool (H, W)) and the mask's box ``(x0, y0, x1, y1)`` (x1/y1 exclusive).
 ``PHOTOS`` lists the real photos that ship with scikit-image (and matplotlib's one and scikit-learn's
 two), split into ``TUNE_PHOTOS`` (the grounding head is trained and its constants tuned on these) and
 ``HELD_OUT_PHOTOS`` (benchmark figures are reported on these only).  ``photo(name)`` returns one
-as (H, W, 3) uint8 (grey ones repeated over three channels).  ``procedural_background`` is the cluttered background of the
-procedural Pix3D-style photos, drawn from its own generator.
+as (H, W, 3) uint8 (grey ones repeated over three channels).  ``procedural_background`` is the
+cluttered background of the procedural Pix3D-style photos, drawn from its own generator.
 """
 
 from __future__ import annotations
