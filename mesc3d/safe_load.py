@@ -64,3 +64,12 @@ def state_dict_of(obj: Any, path: str | Path, what: str = "a state dict",
     if not isinstance(obj, dict):
         raise BadInputError(path, f"expected {what}, got {type(obj).__name__}")
     return {str(k).removeprefix("module."): v for k, v in obj.items() if isinstance(v, torch.Tensor)}
+
+
+def nonfinite_tensors(state: Any) -> list[str]:
+    """Names of the floating-point tensors of a state dict holding NaN or Inf (``[]`` for anything
+    but a dict): weights that must never be loaded or trusted."""
+    if not isinstance(state, dict):
+        return []
+    return [str(k) for k, v in state.items()
+            if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]

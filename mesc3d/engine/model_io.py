@@ -15,6 +15,7 @@ import torch
 from mesc3d.config import ExperimentCfg, from_dict
 from mesc3d.engine.checkpoint import load_checkpoint
 from mesc3d.errors import BadInputError, ConfigError, quote
+from mesc3d.safe_load import nonfinite_tensors
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +46,7 @@ def load_trained(path: str | Path, device: torch.device | str = "cpu"):
             raise BadInputError(path, f"not a trained model file: missing {key!r}")
     if not isinstance(state["model"], dict) or not isinstance(state["config"], dict):
         raise BadInputError(path, "not a trained model file: 'model' and 'config' must be dicts")
-    bad = [k for k, v in state["model"].items()
-           if isinstance(v, torch.Tensor) and v.is_floating_point() and not torch.isfinite(v).all()]
+    bad = nonfinite_tensors(state["model"])
     if bad:
         raise BadInputError(path, f"the model has non-finite (NaN/Inf) weights in {len(bad)} tensor(s), e.g. "
                             f"{quote(bad[0], 80)}; the run diverged: retrain it")

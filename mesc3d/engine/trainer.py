@@ -51,6 +51,7 @@ from mesc3d.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from mesc3d.engine.runtime import pick_device, seed_everything
 from mesc3d.engine.schedule import CosineWarmup
 from mesc3d.errors import UserFacingError, quote
+from mesc3d.safe_load import nonfinite_tensors
 
 log = logging.getLogger(__name__)
 
@@ -279,9 +280,7 @@ class Engine:
             return (f"claims epoch {epoch}, step {step}, global step {gstep}, impossible for {self.loop.epochs} "
                     f"epochs of {self.steps_per_epoch} steps")
         for key in ("model", "best_model"):
-            tensors = state[key] if isinstance(state[key], dict) else {}
-            bad = [k for k, v in tensors.items() if isinstance(v, torch.Tensor) and v.is_floating_point()
-                   and not torch.isfinite(v).all()]
+            bad = nonfinite_tensors(state[key])
             if bad:
                 return f"holds non-finite {key} weights ({bad[0]}, ...)"
         if not isinstance(state["rng"], (list, tuple)) or len(state["rng"]) <= self.dist.rank:

@@ -27,6 +27,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from mesc3d.models.grounding import clip_box, largest_component_box
+from mesc3d.safe_load import nonfinite_tensors
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
 PYRAMID_DIM = 40 + 112 + 320
@@ -110,9 +111,9 @@ class GroundingHead(nn.Module):
             raise ValueError(f"not a version-{HEAD_VERSION} grounding head")
         head = cls(list(blob["classes"]), int(blob["width"]), int(blob["members"]))
         head.load_state_dict(blob["state"], strict=True)
-        for name, value in head.state_dict().items():
-            if value.is_floating_point() and not torch.isfinite(value).all():
-                raise ValueError(f"non-finite weights in {name}")
+        bad = nonfinite_tensors(head.state_dict())
+        if bad:
+            raise ValueError(f"non-finite weights in {bad[0]}")
         return head.eval()
 
 
