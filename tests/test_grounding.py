@@ -153,6 +153,24 @@ def test_head_ensemble_averages_its_members_probabilities(tmp_path):
         read_head(tmp_path / "nan.pt")
 
 
+def test_multiscale_head_score_averages_the_maps_of_each_photo_size():
+    """The photo-wide map: the mean of the head's maps at each longer side of MAP_SIDES (the 512-px
+    pyramid reused), at photo size; the side 512 alone is plain ``head_score`` on that pyramid."""
+    from mesc3d.models.effnet_lite0 import load_effnet_lite0
+
+    torch.manual_seed(0)
+    net, head = load_effnet_lite0().eval(), gh.GroundingHead(["x", "y"], width=8).eval()
+    rgb = cp.photo("coffee")[::4, ::4].copy()  # (100, 150, 3)
+    pyr, _, _ = gh.pyramid(net, gh.network_input(rgb))
+    hw = rgb.shape[:2]
+    one = gh.multiscale_head_score(net, head, rgb, pyr, 1, sides=(gh.GRID_SIDE,))
+    assert one.shape == hw and np.array_equal(one, gh.head_score(head, pyr, 1, hw))
+    big = gh.head_score(head, gh.pyramid(net, gh.network_input(rgb, 256))[0], 1, hw)
+    both = gh.multiscale_head_score(net, head, rgb, pyr, 1, sides=(gh.GRID_SIDE, 256))
+    assert np.allclose(both, (one + big) / 2, atol=1e-6) and not np.allclose(both, one)
+    assert all(s % 32 == 0 for s in gh.MAP_SIDES)
+
+
 def test_cell_loss_mines_the_hardest_background_cells():
     from torch.nn import functional as F
 

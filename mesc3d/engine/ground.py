@@ -3,12 +3,13 @@
 Loaded once: EfficientNet-Lite0 (ImageNet), all-MiniLM-L6-v2 with the 1000 ImageNet names embedded
 (``TextToImageNet``, cached under ``$MESC3D_CACHE``), the 17 class names of the vocabulary embedded
 too, and the grounding head (``mesc3d.engine.grounding_train``: a given file, or the cached one,
-trained on first use).  Per photo, one EfficientNet pass gives two score maps (H, W):
+trained on first use).  Per photo, EfficientNet passes give two score maps (H, W):
 
 - ``head``: the head's probability of the text's vocabulary class (the text itself, or the class
-  whose MiniLM embedding is within ``VOCAB_MIN_COS`` of it);
+  whose MiniLM embedding is within ``VOCAB_MIN_COS`` of it), from the photo at 1024 px
+  (``grounding_head.MAP_SIDES``);
 - ``cam``: the contrastive class activation map of the text's ImageNet classes (top 3 with cosine
-  >= 0.45) against the photo's own top classes.
+  >= 0.45) against the photo's own top classes, from the photo at 512 px.
 
 Fused: ``head + CAM_WEIGHT * cam`` when the text has a vocabulary class, ``cam`` alone otherwise.
 The box is the region above ``threshold`` of the peak holding the most score, grown into the
@@ -131,7 +132,7 @@ class Grounder:
         used = [f"{n} ({c:.2f})" for n, c in zip(names, cos)]
         cam = gh.contrastive_cam(self.net, feats, logits, ids, hw) if ids else None
         if vc is not None:
-            score = gh.head_score(self.head, pyr, vc, hw)
+            score = gh.multiscale_head_score(self.net, self.head, rgb, pyr, vc)
             used.insert(0, f"head:{self.vocab[vc]} ({vcos:.2f})")
             if cam is not None:
                 return score + CAM_WEIGHT * cam, "head+cam", used

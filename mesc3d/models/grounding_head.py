@@ -7,7 +7,9 @@ One EfficientNet-Lite0 pass over the photo (longer side ``GRID_SIDE`` pixels, as
   the **grounding head** (``GroundingHead``: an average of small nets, each 1x1 conv -> 3x3 conv ->
   1x1 conv to background + the class vocabulary), trained by ``mesc3d.engine.grounding_train`` on
   procedural renders composited over real photos.  ``softmax(head)[c]`` (h, w) is the probability
-  that a cell shows class ``c``; ``head_score`` averages it with the probability of any object.
+  that a cell shows class ``c``; ``head_score`` averages it with the probability of any object,
+  and ``multiscale_head_score`` averages that map over the photo at the longer sides ``MAP_SIDES``
+  (one more pass, at 1024 px: a small or thin object spans more cells).
 - ``feats`` (1280 ch, stride 32) and the ImageNet logits: the **contrastive class activation map**
   of the text's ImageNet classes, ``relu(CAM(text classes) - CAM(the photo's own top classes that
   are not the text's))``, normalised to a peak of 1 -- a map that ignores what the photo is mostly
@@ -30,6 +32,11 @@ from mesc3d.models.grounding import clip_box, largest_component_box
 from mesc3d.safe_load import nonfinite_tensors
 
 GRID_SIDE = 512  # longer side of the photo as the network sees it (a multiple of 32)
+# the head's photo-wide map: the mean of its maps with the photo at these longer sides.  At 1024 px a
+# small or thin object spans four times the cells of the 512-px map (the head was trained at 512 px
+# on objects of 6-90 % of the side, so an object of 10-45 % of a photo looks to it like one of
+# 20-90 %); chosen on a validation split over 512, 768, 1024, 1280 and the mean of 512 and 1024
+MAP_SIDES = (1024,)
 PYRAMID_DIM = 40 + 112 + 320
 HEAD_VERSION = 4  # 4: averaged members, two more photos (3: hard background mining); older heads are retrained
 
@@ -39,7 +46,7 @@ def network_input(rgb: np.ndarray, side: int = GRID_SIDE) -> torch.Tensor:
     h, w = rgb.shape[:2]
     s = side / max(h, w)
     nh, nw = max(32, int(round(h * s / 32)) * 32), max(32, int(round(w * s / 32)) * 32)
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None].float().div_(255.0)
+    x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1)[None].float().div_(255.0)
     x = F.interpolate(x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=True)
     return x * 2.0 - 1.0
 
@@ -129,6 +136,17 @@ def head_score(head: GroundingHead, pyr: torch.Tensor, class_index: int, hw) -> 
     sofa), the class evidence picks the text's object among several."""
     prob = head(pyr).softmax(1)[0]  # (1 + C, h, w)
     return _upsample(0.5 * (1.0 - prob[0]) + 0.5 * prob[1 + class_index], hw)
+
+
+@torch.no_grad()
+def multiscale_head_score(net, head: GroundingHead, rgb: np.ndarray, pyr: torch.Tensor, class_index: int,
+                          sides=MAP_SIDES) -> np.ndarray:
+    """The mean of ``head_score`` over the photo (H, W, 3) at each longer side of ``sides``, at photo
+    size (H, W); ``pyr`` is the ``GRID_SIDE`` pass's pyramid, reused if ``GRID_SIDE`` is one of them."""
+    hw = rgb.shape[:2]
+    maps = [head_score(head, pyr if side == GRID_SIDE else pyramid(net, network_input(rgb, side))[0],
+                       class_index, hw) for side in sides]
+    return np.mean(maps, axis=0)
 
 
 def among_top(logits: torch.Tensor, class_ids: list[int], k: int) -> bool:
@@ -230,7 +248,7 @@ def windows(boxes, hw: tuple[int, int], context: float = 1.8, min_side: int = 96
 @torch.no_grad()
 def zoom_scores(net, head, rgb: np.ndarray, wins, class_index: int, side: int = ZOOM_SIDE) -> list[np.ndarray]:
     """Each window (left, top, s) of the photo, resized to ``side`` -> its score map (s, s)."""
-    x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
+    x = torch.from_numpy(np.array(rgb, copy=True)).permute(2, 0, 1).float().div_(255.0)  # (3, H, W)
     batch = torch.stack([F.interpolate(x[None, :, t:t + s, l:l + s], size=(side, side), mode="bilinear",
                                        align_corners=False, antialias=True)[0] for l, t, s in wins])
     pyr, _, _ = pyramid(net, batch * 2.0 - 1.0)  # (K, D, side/16, side/16)
