@@ -12,8 +12,9 @@ retina, camera) is what is reported; ``--photos tune`` uses the photos the head 
 its constants chosen on.
 
 Prints per class and overall: mean box IoU, mean mask IoU (GrabCut from the box), the share of
-photos with box IoU >= 0.5, seconds per photo (grounding only: one EfficientNet-Lite0 pass, the
-head, the contrastive CAM, GrabCut; models loaded once, not timed), and the load average; writes
+photos with box IoU >= 0.5, seconds per photo (grounding only: EfficientNet-Lite0 passes at 1024
+and 512 px, the head, the contrastive CAM, the zoomed looks, GrabCut; models loaded once, not
+timed), and the load average; writes
 ``OUT.csv`` (per scene) and ``OUT.md`` (per class) when ``--out`` is given.
 """
 

@@ -1,6 +1,7 @@
 """Where is the named object: EfficientNet-Lite0 feature pyramid, a small class head, fused score maps.
 
-One EfficientNet-Lite0 pass over the photo (longer side ``GRID_SIDE`` pixels, aspect kept) gives
+An EfficientNet-Lite0 pass over the photo (longer side ``GRID_SIDE`` pixels, aspect kept; for the
+head's photo-wide map the sides ``MAP_SIDES``) gives
 
 - ``f8`` (40 ch, stride 8, average-pooled to stride 16), ``f16`` (112 ch, stride 16) and ``f32``
   (320 ch, stride 32, upsampled to stride 16): concatenated, the ``PYRAMID_DIM``-channel input of
